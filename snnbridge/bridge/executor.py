@@ -1,0 +1,236 @@
+"""The reference executor: runs any supported NIR graph with :mod:`~snnbridge.bridge.semantics`, batched in torch.
+
+Feed-forward graphs run layer by layer (each stateless node once over all
+``T·B`` frames, each neuron node as a loop over ``T``); graphs with recurrent
+edges run step by step.  Both orders compute the same values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import nir
+import numpy as np
+import torch
+
+from snnbridge.bridge import semantics as sem
+from snnbridge.bridge.graph import FlatGraph, prepare
+from snnbridge.bridge.inputs import Inputs, as_input_tensors
+from snnbridge.bridge.recording import Recording
+
+_PASS_SPIKES = ("Output", "Input", "Flatten", "Delay")
+
+
+def spike_valued(fg: FlatGraph, input_is_spikes: dict[str, bool] | None = None) -> dict[str, bool]:
+    """Which nodes emit 0/1 spikes: spiking neurons, Threshold, and pass-through nodes fed by one of them."""
+    flags: dict[str, bool] = {}
+    for name in fg.order:
+        kind = fg.type_of(name)
+        if name in fg.inputs:
+            flags[name] = bool((input_is_spikes or {}).get(name, False))
+        elif kind in sem.SPIKING_TYPES:
+            flags[name] = True
+        elif kind in _PASS_SPIKES:
+            ps = fg.preds[name]
+            flags[name] = len(ps) == 1 and flags.get(ps[0], False)
+        else:
+            flags[name] = False
+    return flags
+
+
+class _Node:
+    """One node's constants (cast once) and its step/over-time evaluation."""
+
+    def __init__(self, fg: FlatGraph, name: str, dtype: torch.dtype, device) -> None:
+        self.name = name
+        self.node = fg.nodes[name]
+        self.kind = fg.type_of(name)
+        self.shape = fg.in_shapes[name]
+        self.reset = fg.node_reset[name]
+        self.params = {}
+        for p in ("weight", "bias", "scale", "threshold"):
+            v = getattr(self.node, p, None)
+            if v is not None and isinstance(v, (np.ndarray, float, int)):
+                self.params[p] = torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=dtype, device=device)
+        if self.kind == "Affine" and self.params["bias"].dim() == 0:
+            self.params["bias"] = self.params["bias"].expand(self.params["weight"].shape[0]).clone()
+        self.coeff = None
+        if self.kind in sem.NEURON_TYPES:
+            self.coeff = sem.TensorCoefficients.of(fg.coefficients(name), dtype, device)
+        self.delay = None
+        if self.kind == "Delay":
+            d = torch.as_tensor(sem.delay_steps(self.node, fg.semantics), device=device)
+            self.delay = d.expand(self.shape) if d.dim() == 0 or d.numel() == 1 else d.reshape(self.shape)
+        self.dtype, self.device = dtype, device
+
+    @property
+    def stateful(self) -> bool:
+        return self.coeff is not None or self.delay is not None
+
+    def init_state(self, B: int):
+        z = torch.zeros((B,) + tuple(self.shape), dtype=self.dtype, device=self.device)
+        if self.coeff is not None:
+            return sem.NeuronState(z, z.clone() if self.coeff.syn_decay is not None else None)
+        if self.delay is not None:
+            depth = int(self.delay.max()) + 1
+            return [torch.zeros_like(z) for _ in range(depth)], 0
+        return None
+
+    def step(self, state, x):
+        """One step on ``x [B, *in]`` → ``(out, state, membrane or None)``."""
+        if self.coeff is not None:
+            out, state, v = sem.neuron_step(state, x, self.coeff, self.reset)
+            return out, state, v
+        if self.delay is not None:
+            buf, ptr = state
+            depth = len(buf)
+            buf[ptr] = x
+            stacked = torch.stack(buf)  # [depth, B, *shape]
+            idx = ((ptr - self.delay) % depth).unsqueeze(0).unsqueeze(0).expand((1,) + tuple(x.shape))
+            out = torch.gather(stacked, 0, idx.to(torch.long))[0]
+            return out, (buf, (ptr + 1) % depth), None
+        return sem.stateless_forward(self.node, x, self.params), None, None
+
+    def over_time(self, x: torch.Tensor, want_v: bool):
+        """All steps at once on ``x [T, B, *in]`` → ``(out [T, B, *out], membrane or None)``."""
+        T, B = x.shape[:2]
+        if not self.stateful:
+            y = sem.stateless_forward(self.node, x.reshape((T * B,) + tuple(x.shape[2:])), self.params)
+            return y.reshape((T, B) + tuple(y.shape[1:])), None
+        state = self.init_state(B)
+        outs, vs = [], []
+        for t in range(T):
+            o, state, v = self.step(state, x[t])
+            outs.append(o)
+            if want_v and v is not None:
+                vs.append(v)
+        return torch.stack(outs), (torch.stack(vs) if vs else None)
+
+
+class ReferenceExecutor:
+    """Run a NIR graph with the reference semantics.
+
+    Args:
+        graph: a ``nir.NIRGraph``, a path to a ``.nir`` file, or an already prepared :class:`FlatGraph`.
+        dt, reset, integration: override what the graph's metadata says (or the defaults).
+        dtype: ``torch.float64`` (bit-reproducible reference) or ``torch.float32``.
+        device: torch device.
+
+    Example:
+        >>> ex = ReferenceExecutor("model.nir", dtype=torch.float64)
+        >>> rec = ex.run(spikes)          # spikes: [T, B, *input_shape]
+        >>> rec.spikes("output").shape    # [T, B, 10]
+    """
+
+    name = "reference"
+
+    def __init__(self, graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = None,
+                 reset: str | None = None, integration: str | None = None,
+                 dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> None:
+        if isinstance(graph, (str, Path)):
+            from snnbridge.bridge.io import read_graph
+
+            graph = read_graph(graph)
+        if isinstance(graph, FlatGraph):
+            if dt is not None or reset is not None or integration is not None:
+                raise ValueError("pass dt/reset/integration to prepare(), not with a prepared graph")
+            self.graph = graph
+        else:
+            self.graph = prepare(graph, dt=dt, reset=reset, integration=integration)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self._nodes = {n: _Node(self.graph, n, dtype, self.device) for n in self.graph.order}
+
+    @property
+    def semantics(self) -> sem.Semantics:
+        return self.graph.semantics
+
+    def run(self, inputs: Inputs, record: Iterable[str] | None = None, membranes: bool = True) -> Recording:
+        """Run ``inputs`` (``[T, B, *shape]`` or a dict by input name) and record every node.
+
+        Args:
+            record: node names to keep (default: all).
+            membranes: also keep neuron membranes (pre-reset).
+        """
+        fg = self.graph
+        xs = as_input_tensors(fg, inputs, self.dtype, self.device)
+        keep = set(fg.order) if record is None else set(record)
+        missing = keep - set(fg.order)
+        if missing:
+            raise KeyError(f"cannot record unknown node(s) {sorted(missing)}")
+        input_spikes = {k: bool(((v == 0) | (v == 1)).all()) for k, v in xs.items()}
+        flags = spike_valued(fg, input_spikes)
+        with torch.no_grad():
+            if fg.is_recurrent:
+                outs, mems = self._run_stepwise(xs, keep, membranes)
+            else:
+                outs, mems = self._run_layerwise(xs, keep, membranes)
+        outs = {k: (v > 0.5 if flags[k] else v) for k, v in outs.items()}
+        return Recording(outs, mems, {n: fg.type_of(n) for n in fg.order}, fg.semantics.dt, self.name,
+                         list(fg.order))
+
+    # ----------------------------------------------------------------- orders
+    def _run_layerwise(self, xs, keep, membranes):
+        fg = self.graph
+        consumers = {n: 0 for n in fg.order}
+        for n in fg.order:
+            for p in fg.preds[n]:
+                consumers[p] += 1
+        live: dict[str, torch.Tensor] = {}
+        outs, mems = {}, {}
+        for name in fg.order:
+            node = self._nodes[name]
+            if name in fg.inputs:
+                x = xs[name]
+            else:
+                x = _sum([live[p] for p in fg.preds[name]])
+            y, v = node.over_time(x, membranes and name in keep)
+            live[name] = y
+            for p in fg.preds[name]:
+                consumers[p] -= 1
+                if consumers[p] == 0 and p not in keep:
+                    del live[p]
+            if name in keep:
+                outs[name] = y
+                if v is not None:
+                    mems[name] = v
+        return outs, mems
+
+    def _run_stepwise(self, xs, keep, membranes):
+        fg = self.graph
+        T, B = next(iter(xs.values())).shape[:2]
+        states = {n: self._nodes[n].init_state(B) for n in fg.order}
+        prev: dict[str, torch.Tensor] = {
+            a: torch.zeros((B,) + fg.out_shapes[a], dtype=self.dtype, device=self.device) for a, _ in fg.recurrent
+        }
+        outs = {n: [] for n in fg.order if n in keep}
+        mems = {n: [] for n in fg.order if n in keep and membranes and self._nodes[n].coeff is not None}
+        for t in range(T):
+            cur: dict[str, torch.Tensor] = {}
+            for name in fg.order:
+                if name in fg.inputs:
+                    x = xs[name][t]
+                else:
+                    x = _sum([prev[p] if (p, name) in fg.recurrent else cur[p] for p in fg.preds[name]])
+                y, states[name], v = self._nodes[name].step(states[name], x)
+                cur[name] = y
+                if name in outs:
+                    outs[name].append(y)
+                if name in mems:
+                    mems[name].append(v)
+            for a in prev:
+                prev[a] = cur[a]
+        return {k: torch.stack(v) for k, v in outs.items()}, {k: torch.stack(v) for k, v in mems.items()}
+
+
+def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
+def run_reference(graph, inputs: Inputs, dtype: torch.dtype = torch.float64, **kwargs) -> Recording:
+    """One-call form: ``ReferenceExecutor(graph, dtype=dtype, **kwargs).run(inputs)``."""
+    return ReferenceExecutor(graph, dtype=dtype, **kwargs).run(inputs)
