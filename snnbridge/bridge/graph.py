@@ -306,6 +306,8 @@ def prepare(
             else:
                 s = shapes.pop()
             declared = _declared(node, "input_type")
+            if int(getattr(node, "groups", 1) or 1) != 1:
+                declared = None  # nir derives a grouped conv's input_type from the weight: wrong channel count
             if declared is not None and int(np.prod(declared)) != int(np.prod(s)):
                 raise GraphError(f"declared input shape {declared} but receives {s}", node=name,
                                  field="input_type")

@@ -1,0 +1,26 @@
+"""One adapter per simulator behind one interface: ``get(name).compile(graph, ...).run(inputs) -> Recording``.
+
+Built in: ``reference``, ``snntorch``, ``norse``, ``brian2`` and the audit modes
+``snntorch-upstream`` / ``norse-upstream`` (the simulators' own NIR importers, as a user would call them).
+"""
+
+from snnbridge.backends.base import Backend, Simulation, get, names, register, status
+
+
+def _lazy(module: str, cls: str):
+    def factory():
+        import importlib
+
+        return getattr(importlib.import_module(module), cls)()
+
+    return factory
+
+
+register("reference", _lazy("snnbridge.backends.reference", "ReferenceBackend"))
+register("snntorch", _lazy("snnbridge.backends.snntorch_backend", "SnnTorchBackend"))
+register("norse", _lazy("snnbridge.backends.norse_backend", "NorseBackend"))
+register("brian2", _lazy("snnbridge.backends.brian2_backend", "Brian2Backend"))
+register("snntorch-upstream", _lazy("snnbridge.backends.upstream", "SnnTorchUpstream"))
+register("norse-upstream", _lazy("snnbridge.backends.upstream", "NorseUpstream"))
+
+__all__ = ["Backend", "Simulation", "get", "names", "register", "status"]

@@ -1,0 +1,148 @@
+"""The one small interface every simulator adapter implements, and the registry that finds them.
+
+A :class:`Backend` compiles a NIR graph for a dt, precision and reset semantics
+into a :class:`Simulation`; ``Simulation.run(inputs [T, B, ...])`` returns a
+:class:`~snnbridge.bridge.recording.Recording` of every node, laid out exactly
+as the reference executor's.  Adapters take every discrete-time constant from
+:mod:`snnbridge.bridge.semantics` (via ``FlatGraph.coefficients``); they never
+define their own.
+
+Third-party backends register through the ``snnbridge.backends`` entry-point
+group (value: a zero-argument callable returning a :class:`Backend`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, Iterable
+
+import nir
+import torch
+
+from snnbridge.bridge.graph import FlatGraph, prepare
+from snnbridge.bridge.inputs import Inputs
+from snnbridge.bridge.io import read_graph
+from snnbridge.bridge.recording import Recording
+from snnbridge.errors import BackendUnavailableError, UnsupportedNodeError
+
+
+class Simulation(ABC):
+    """A graph compiled for one backend; run it as often as you like."""
+
+    backend: str
+    graph: FlatGraph
+    dtype: torch.dtype
+
+    @abstractmethod
+    def run(self, inputs: Inputs, record: Iterable[str] | None = None, membranes: bool = True) -> Recording:
+        """Run ``inputs`` ``[T, B, *shape]`` (or a dict by input name); record every node (or ``record``)."""
+
+
+class Backend(ABC):
+    """A simulator adapter.
+
+    Attributes:
+        name: registry name (``"snntorch"``).
+        requires: Python packages it imports (checked before use).
+        pip: the install command that provides them.
+        supported_nodes: NIR node type names it can run.
+        supported_resets / supported_integrations / supported_dtypes: options it can honour.
+    """
+
+    name: str = ""
+    requires: tuple[str, ...] = ()
+    pip: str = ""
+    supported_nodes: frozenset[str] = frozenset()
+    supported_resets: tuple[str, ...] = ("zero", "subtract", "none")
+    supported_integrations: tuple[str, ...] = ("euler", "exact")
+    supported_dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+
+    def available(self) -> bool:
+        return all(importlib.util.find_spec(p) is not None for p in self.requires)
+
+    def ensure_available(self) -> None:
+        missing = [p for p in self.requires if importlib.util.find_spec(p) is None]
+        if missing:
+            raise BackendUnavailableError(
+                f"backend '{self.name}' needs {', '.join(missing)}, which is not installed; run: {self.pip}"
+            )
+
+    def prepare(self, graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = None,
+                reset: str | None = None, integration: str | None = None,
+                dtype: torch.dtype = torch.float64) -> FlatGraph:
+        """Load/check the graph and refuse, by name, any node or option this backend cannot honour."""
+        self.ensure_available()
+        if isinstance(graph, (str, Path)):
+            graph = read_graph(graph)
+        fg = graph if isinstance(graph, FlatGraph) else prepare(graph, dt=dt, reset=reset, integration=integration)
+        for name in fg.order:
+            kind = fg.type_of(name)
+            if kind not in self.supported_nodes:
+                raise UnsupportedNodeError(
+                    f"backend '{self.name}' does not support NIR node type {kind} "
+                    f"(supported: {', '.join(sorted(self.supported_nodes))})", node=name)
+            if fg.node_reset[name] not in self.supported_resets and kind in ("LIF", "IF", "CubaLIF"):
+                raise UnsupportedNodeError(f"backend '{self.name}' cannot do reset '{fg.node_reset[name]}'",
+                                           node=name, field="reset")
+        if fg.semantics.integration not in self.supported_integrations:
+            raise UnsupportedNodeError(f"backend '{self.name}' cannot do integration "
+                                       f"'{fg.semantics.integration}'", field="integration")
+        if dtype not in self.supported_dtypes:
+            raise UnsupportedNodeError(f"backend '{self.name}' cannot run in {dtype}", field="dtype")
+        return fg
+
+    @abstractmethod
+    def compile(self, graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = None,
+                reset: str | None = None, integration: str | None = None,
+                dtype: torch.dtype = torch.float64, **options) -> Simulation:
+        """Compile ``graph``; ``dt``/``reset``/``integration`` override its metadata."""
+
+    def run(self, graph, inputs: Inputs, dt: float | None = None, reset: str | None = None,
+            integration: str | None = None, dtype: torch.dtype = torch.float64, **options) -> Recording:
+        """``compile(...)`` then ``run(inputs)`` in one call."""
+        return self.compile(graph, dt=dt, reset=reset, integration=integration, dtype=dtype, **options).run(inputs)
+
+
+# --------------------------------------------------------------------------- registry
+
+_FACTORIES: dict[str, Callable[[], Backend]] = {}
+
+
+def register(name: str, factory: Callable[[], Backend]) -> None:
+    """Add (or replace) a backend under ``name``."""
+    _FACTORIES[name] = factory
+
+
+def _load_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="snnbridge.backends"):
+        if ep.name not in _FACTORIES:
+            _FACTORIES[ep.name] = ep.load()
+
+
+def names() -> list[str]:
+    """Every registered backend name (installed or not)."""
+    _load_entry_points()
+    return list(_FACTORIES)
+
+
+def get(name: str) -> Backend:
+    """The backend called ``name``; raises :class:`BackendUnavailableError` with the pip command if missing."""
+    _load_entry_points()
+    if name not in _FACTORIES:
+        raise BackendUnavailableError(f"unknown backend '{name}'; known: {', '.join(_FACTORIES)}")
+    backend = _FACTORIES[name]()
+    backend.ensure_available()
+    return backend
+
+
+def status() -> dict[str, str]:
+    """``name -> "available"`` or the install hint, for every registered backend."""
+    out = {}
+    for n in names():
+        b = _FACTORIES[n]()
+        out[n] = "available" if b.available() else f"unavailable: {b.pip}"
+    return out
