@@ -305,14 +305,13 @@ def prepare(
                     raise GraphError("cannot infer input shape", node=name)
             else:
                 s = shapes.pop()
-            declared = _declared(node, "input_type")
-            if int(getattr(node, "groups", 1) or 1) != 1:
-                declared = None  # nir derives a grouped conv's input_type from the weight: wrong channel count
-            if declared is not None and int(np.prod(declared)) != int(np.prod(s)):
-                raise GraphError(f"declared input shape {declared} but receives {s}", node=name,
-                                 field="input_type")
         in_shapes[name] = s
-        out_shapes[name] = _out_shape(name, node, s)
+        out_shapes[name] = _out_shape(name, node, s)  # parameter checks name the field
+        declared = None if name in inputs else _declared(node, "input_type")
+        if int(getattr(node, "groups", 1) or 1) != 1:
+            declared = None  # nir derives a grouped conv's input_type from the weight: wrong channel count
+        if declared is not None and int(np.prod(declared)) != int(np.prod(s)):
+            raise GraphError(f"declared input shape {declared} but receives {s}", node=name, field="input_type")
     for a, b in recurrent:
         if out_shapes[a] != in_shapes[b]:
             raise GraphError(f"recurrent edge from '{a}' has shape {out_shapes[a]}, expected {in_shapes[b]}",

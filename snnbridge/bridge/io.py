@@ -34,21 +34,19 @@ def read_graph(path: str | Path, type_check: bool = False) -> nir.NIRGraph:
                 raise NIRFileError(f"{path}: HDF5 file has no 'node' group, so it is not a NIR graph")
     except OSError as e:
         raise NIRFileError(f"{path}: cannot open as HDF5 (truncated or corrupt?): {e}") from None
+    _raise_node_error(path)
     try:
         graph = nir.read(path, type_check=type_check)
-    except NIRFileError:
-        raise
-    except (KeyError, AttributeError, ValueError, TypeError, OSError) as e:
-        msg = str(e).strip("'\"")
-        _raise_node_error(path, msg)
+    except Exception as e:  # noqa: BLE001 - nir raises anything from AssertionError to KeyError
+        msg = str(e).strip("'\"") or type(e).__name__
         raise NIRFileError(f"{path}: cannot read NIR graph: {type(e).__name__}: {msg}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise NIRFileError(f"{path}: top-level node is a {type(graph).__name__}, not a NIRGraph")
     return graph
 
 
-def _raise_node_error(path: Path, msg: str) -> None:
-    """Find which node of the file caused a read failure and say so."""
+def _raise_node_error(path: Path) -> None:
+    """Check every node's type and required fields before handing the file to ``nir.read``."""
     try:
         with h5py.File(path, "r") as f:
             bad = _scan(f["node"], "")
@@ -67,6 +65,11 @@ def _scan(group: h5py.Group, name: str):
     tname = t[()].decode() if isinstance(t[()], bytes) else str(t[()])
     if tname not in known:
         return name, f"unknown node type '{tname}'"
+    from snnbridge.bridge.graph import _REQUIRED
+
+    for field in _REQUIRED.get(tname, ()):
+        if field not in group:
+            return name, f"{tname} node is missing parameter '{field}'"
     if tname == "NIRGraph" and "nodes" in group:
         for k in group["nodes"]:
             r = _scan(group["nodes"][k], f"{name}.{k}" if name else k)

@@ -85,8 +85,13 @@ class Structure:
 
     @property
     def text(self) -> str:
-        return "-".join(["Input"] + [str(layer) if not isinstance(layer, FC) or i + 1 < len(self.layers)
-                                     else str(layer.out_features) for i, layer in enumerate(self.layers)])
+        def tok(i: int, layer: Layer) -> str:
+            # the paper writes hidden FC layers as 'nFC' in CNNs and as bare 'n' in MLPs
+            if isinstance(layer, FC) and (i + 1 == len(self.layers) or not self.is_cnn):
+                return str(layer.out_features)
+            return str(layer)
+
+        return "-".join(["Input"] + [tok(i, layer) for i, layer in enumerate(self.layers)])
 
     @property
     def is_cnn(self) -> bool:
