@@ -1,0 +1,25 @@
+# Everything a fresh machine needs: `make demo` (the main job) and `make test` (the test suite).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# torch/torchvision are pinned to the builds this project is tested with (pip takes them from the local
+# wheel store here; elsewhere from PyPI). numpy < 2.4 because Brian2 2.9.0 fails to import with 2.4.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" -e ".[dev]"
+	touch $(STAMP)
+
+.PHONY: install demo test lint
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snnbridge demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check snnbridge tests benchmarks .ci
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q --timeout=600
