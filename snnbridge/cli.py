@@ -134,7 +134,7 @@ _register_commands()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning snnbridge errors into exit code 2 without a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # click returns (not raises) typer.Exit's code here
     except SnnBridgeError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False)
         return 2
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return 2
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,174 @@
+"""Which runs a conformance check makes: backend specs (``"norse"``, ``"reference@reset=subtract"``) and running them.
+
+A spec names a registered backend plus optional overrides after ``@`` joined by ``+``:
+``reset=zero|subtract|none``, ``dt=<seconds>``, ``integration=euler|exact``, ``dtype=float32|float64``
+(or bare ``float32``/``float64``).  ``reference@reset=subtract`` is how to plant a reset-semantics
+divergence from the command line.  Backends named ``*-upstream`` are audit runs (the simulators' own
+NIR importers): reported, never counted as failures.  A :class:`BackendSpec` may instead carry any
+``runner(graph, x, dtype, **semantics) -> Recording`` callable (tests use this to plant divergences).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from snnbridge.bridge.recording import Recording
+from snnbridge.errors import BackendUnavailableError, SnnBridgeError
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_KEYS = ("reset", "dt", "integration", "dtype")
+
+Runner = Callable[..., Recording]
+"""``runner(graph, x [T, B, ...], dtype, **semantics) -> Recording``; ``graph`` is the ``nir.NIRGraph`` (or
+``FlatGraph``) under check, ``semantics`` the ``dt``/``reset``/``integration`` overrides in force."""
+
+
+@dataclass
+class BackendSpec:
+    """One run to compare with the reference.
+
+    Attributes:
+        name: display name (unique within a check), e.g. ``"norse"`` or ``"reference@reset=subtract"``.
+        backend: registry name (``snnbridge.backends.get``); ``None`` when ``runner`` is given.
+        overrides: ``reset``/``dt``/``integration`` passed to ``compile`` and ``dtype`` (a ``torch.dtype``).
+        runner: a custom ``runner(graph, x, dtype, **semantics) -> Recording`` instead of a registered backend.
+        audit: report only; a failure does not fail the check (default for ``*-upstream``).
+        options: extra keyword arguments for the backend's ``compile`` (e.g. Brian2's ``target="numpy"``).
+    """
+
+    name: str
+    backend: str | None = None
+    overrides: dict = field(default_factory=dict)
+    runner: Runner | None = None
+    audit: bool = False
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend is None and self.runner is None:
+            self.backend = self.name
+
+    def dtype(self, default: torch.dtype) -> torch.dtype:
+        return self.overrides.get("dtype", default)
+
+
+def parse_spec(text: str) -> BackendSpec:
+    """``"name"`` or ``"name@key=value+key=value"`` → :class:`BackendSpec`; raises :class:`SnnBridgeError`."""
+    text = text.strip()
+    if not text:
+        raise SnnBridgeError("empty backend name")
+    base, _, opts = text.partition("@")
+    overrides: dict = {}
+    for item in filter(None, opts.split("+")):
+        key, eq, value = item.partition("=")
+        if not eq and key in DTYPES:
+            key, value = "dtype", key
+        if key not in _KEYS or not value:
+            raise SnnBridgeError(f"backend '{text}': bad option '{item}'; use {', '.join(k + '=…' for k in _KEYS)}")
+        if key == "dtype":
+            if value not in DTYPES:
+                raise SnnBridgeError(f"backend '{text}': dtype must be float32 or float64, got '{value}'")
+            overrides["dtype"] = DTYPES[value]
+        elif key == "dt":
+            try:
+                overrides["dt"] = float(value)
+            except ValueError:
+                raise SnnBridgeError(f"backend '{text}': dt must be a number of seconds, got '{value}'") from None
+        else:
+            from snnbridge.bridge.semantics import INTEGRATIONS, RESET_MODES
+
+            allowed = RESET_MODES if key == "reset" else INTEGRATIONS
+            if value not in allowed:
+                raise SnnBridgeError(f"backend '{text}': {key} must be one of {', '.join(allowed)}, got '{value}'")
+            overrides[key] = value
+    if "dt" in overrides and not overrides["dt"] > 0:
+        raise SnnBridgeError(f"backend '{text}': dt must be > 0")
+    return BackendSpec(text, base, overrides, audit=base.endswith("-upstream"))
+
+
+def parse_specs(items) -> list[BackendSpec]:
+    """A comma-separated string or a list of strings/specs → unique :class:`BackendSpec` list."""
+    if isinstance(items, str):
+        items = [s for s in items.split(",") if s.strip()]
+    specs = [s if isinstance(s, BackendSpec) else parse_spec(s) for s in items]
+    seen = set()
+    for s in specs:
+        if s.name in seen:
+            raise SnnBridgeError(f"backend '{s.name}' is listed twice")
+        seen.add(s.name)
+    if not specs:
+        raise SnnBridgeError("no backends to check")
+    return specs
+
+
+@dataclass
+class RunOutcome:
+    """What happened when running one spec: ``status`` is ``ok``, ``unavailable`` or ``error``."""
+
+    spec: BackendSpec
+    status: str
+    recording: Recording | None = None
+    reason: str = ""
+    runtime_s: float = 0.0
+    dtype: torch.dtype = torch.float64
+
+
+def _chunks(B: int, size: int | None) -> list[slice]:
+    size = B if not size or size <= 0 else size
+    return [slice(i, min(B, i + size)) for i in range(0, B, size)]
+
+
+def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, semantics: dict,
+             batch_size: int | None = None, progress: bool = False) -> RunOutcome:
+    """Compile and run ``spec`` on ``x [T, B, ...]`` in batches; never raises for a failing backend.
+
+    ``semantics``: the check's ``dt``/``reset``/``integration`` overrides (the spec's own win).
+    """
+    from tqdm.auto import tqdm
+
+    dt_ = spec.dtype(dtype)
+    kw = {k: v for k, v in semantics.items() if v is not None}
+    kw.update({k: v for k, v in spec.overrides.items() if k != "dtype"})
+    t0 = time.perf_counter()
+    try:
+        if spec.runner is not None:
+            sim_run = lambda xb: spec.runner(graph, xb, dt_, **kw)  # noqa: E731
+        else:
+            from snnbridge import backends
+
+            sim = backends.get(spec.backend).compile(graph, dtype=dt_, **kw, **spec.options)
+            sim_run = sim.run
+    except (BackendUnavailableError, ImportError) as e:
+        return RunOutcome(spec, "unavailable", reason=_one_line(e), dtype=dt_)
+    except Exception as e:  # noqa: BLE001 - a backend that cannot compile is a reported failure
+        return RunOutcome(spec, "error", reason=f"compile failed: {_one_line(e)}", dtype=dt_,
+                          runtime_s=time.perf_counter() - t0)
+    parts = []
+    try:
+        chunks = _chunks(x.shape[1], batch_size)
+        for sl in tqdm(chunks, desc=f"  {spec.name}", unit="batch", disable=not progress or len(chunks) < 2,
+                       leave=False):
+            rec = sim_run(x[:, sl])
+            if not isinstance(rec, Recording):
+                raise TypeError(f"run() returned {type(rec).__name__}, not a Recording")
+            parts.append(rec)
+        rec = parts[0] if len(parts) == 1 else Recording.concat(parts)
+    except Exception as e:  # noqa: BLE001 - a crashing simulator is a reported failure, not a crash of the check
+        return RunOutcome(spec, "error", reason=f"run failed: {_one_line(e)}", dtype=dt_,
+                          runtime_s=time.perf_counter() - t0)
+    return RunOutcome(spec, "ok", rec, runtime_s=time.perf_counter() - t0, dtype=dt_)
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    text = f"{type(e).__name__}: {msg[0] if msg else ''}".rstrip(": ")
+    if not isinstance(e, SnnBridgeError):
+        tb = traceback.extract_tb(e.__traceback__)
+        if tb:
+            last = tb[-1]
+            text += f" (at {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
+    return text[:500]

@@ -1,0 +1,224 @@
+"""The ``--data`` resolver: turn a data argument into inputs ``[T, B, *input_shape]`` and labels for a check.
+
+Built in, tried in order:
+
+``digits``
+    the embedded scikit-learn digits (test split), Bernoulli rate-coded (paper §3.1); resized to the
+    graph's input (``(1, 8, 8)``, ``(64,)``, ``(1, 28, 28)`` framed like MNIST, ``(1, s, s)``).
+``*.npz``
+    ``x`` as spikes/values ``[T, B, *input_shape]``, or images ``[N, *input_shape]`` in ``[0, 1]``
+    (Bernoulli-coded here); optional ``y`` ``[B]`` labels.
+an N-MNIST folder
+    ``{Train,Test}/<digit>/*.bin`` (the test recordings, 3 ms binary frames as in the paper).
+an MNIST folder
+    torchvision's ``MNIST/raw`` layout (the test images, Bernoulli-coded).
+
+Add a source with :func:`register_source`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from snnbridge.errors import InputError
+
+
+@dataclass
+class DataRequest:
+    """What the check needs: per-sample ``input_shape``, at most ``samples`` samples, ``T`` steps, a ``seed``."""
+
+    input_shape: tuple[int, ...]
+    samples: int
+    T: int
+    seed: int = 0
+
+
+@dataclass
+class Data:
+    """Resolved inputs ``x`` ``[T, B, *input_shape]`` (float), labels ``y`` ``[B]`` or ``None``, and a description."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    description: str
+
+
+Matcher = Callable[[str], bool]
+Loader = Callable[[str, DataRequest], Data]
+_SOURCES: list[tuple[str, Matcher, Loader]] = []
+
+
+def register_source(name: str, matches: Matcher, load: Loader, first: bool = False) -> None:
+    """Add a data source: ``matches(spec)`` says whether it handles ``spec``; ``load(spec, request)`` loads it."""
+    entry = (name, matches, load)
+    if first:
+        _SOURCES.insert(0, entry)
+    else:
+        _SOURCES.append(entry)
+
+
+def sources() -> list[str]:
+    """Names of the registered data sources, in the order they are tried."""
+    return [n for n, _, _ in _SOURCES]
+
+
+def resolve(spec: str, request: DataRequest) -> Data:
+    """Load ``spec`` for ``request``; raises :class:`InputError` with what was expected."""
+    if request.samples <= 0:
+        raise InputError(f"--samples must be > 0, got {request.samples}")
+    if request.T <= 0:
+        raise InputError(f"--T must be > 0, got {request.T}")
+    first_error: InputError | None = None
+    for _, matches, load in _SOURCES:  # a folder may hold several datasets: the first that fits the model wins
+        if matches(spec):
+            try:
+                data = load(spec, request)
+            except InputError as e:
+                first_error = first_error or e
+                continue
+            want = tuple(request.input_shape)
+            if tuple(data.x.shape[2:]) == want:
+                return data
+            first_error = first_error or InputError(f"data '{spec}' gives samples of shape "
+                                                    f"{list(data.x.shape[2:])}, the model expects {list(want)}")
+    if first_error is not None:
+        raise first_error
+    raise InputError(f"--data '{spec}': not a known source; use one of: 'digits', an .npz file with x [T, B, ...] "
+                     "or [N, ...] (and optional y), an N-MNIST or MNIST folder")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fit_images(images: torch.Tensor, shape: tuple[int, ...], what: str) -> torch.Tensor:
+    """Images ``[N, C, H, W]`` reshaped to ``[N, *shape]`` (flattened for an MLP) or an error."""
+    n = images.shape[0]
+    if tuple(images.shape[1:]) == shape:
+        return images
+    if int(np.prod(images.shape[1:])) == int(np.prod(shape)):
+        return images.reshape((n,) + shape)
+    raise InputError(f"{what} images are {list(images.shape[1:])}, which does not fit the model input {list(shape)}")
+
+
+def _encode(images: torch.Tensor, req: DataRequest) -> torch.Tensor:
+    from snnbridge.models.encoders import bernoulli
+
+    if images.min() < 0 or images.max() > 1:
+        raise InputError(f"images must be intensities in [0, 1] to be rate-coded, got range "
+                         f"[{float(images.min()):.3g}, {float(images.max()):.3g}]")
+    return bernoulli(images.float(), req.T, req.seed).float()
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def _load_digits(spec: str, req: DataRequest) -> Data:
+    from snnbridge.data import digits as dg
+
+    shape = tuple(req.input_shape)
+    n = int(np.prod(shape))
+    side = int(round(n ** 0.5))
+    if len(shape) == 3 and shape[0] != 1 or side * side != n:
+        raise InputError(f"the digits are 1-channel square images; the model expects input {list(shape)}")
+    if side == 28 and hasattr(dg, "load_digits_mnist_like"):
+        _, _, x, y = dg.load_digits_mnist_like()
+        how = "20x20 in 28x28"
+    else:
+        _, _, x, y = dg.load_digits(size=side)
+        how = f"{side}x{side}"
+    x, y = x[: req.samples], y[: req.samples]
+    x = _fit_images(x, shape, "digits")
+    return Data(_encode(x, req), y, f"digits test split ({how}), {len(y)} samples, Bernoulli T={req.T}, "
+                                    f"seed {req.seed}")
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def _load_npz(spec: str, req: DataRequest) -> Data:
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"--data {spec}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z.files:
+                raise InputError(f"{spec}: needs an array 'x' (has {', '.join(z.files) or 'nothing'})")
+            x = np.asarray(z["x"])
+            y = np.asarray(z["y"]) if "y" in z.files else None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{spec}: not a readable .npz file ({e})") from None
+    if x.dtype.kind not in "biuf":
+        raise InputError(f"{spec}: x has dtype {x.dtype}, expected numbers")
+    shape = tuple(req.input_shape)
+    xt = torch.from_numpy(x.astype(np.float32))
+    if not torch.isfinite(xt).all():
+        raise InputError(f"{spec}: x contains NaN or Inf")
+    n = int(np.prod(shape))
+    sequence = tuple(xt.shape[2:]) == shape or (xt.dim() == 3 and xt.shape[2] == n)  # [T, B, ...]
+    images = tuple(xt.shape[1:]) == shape or (xt.dim() == 2 and xt.shape[1] == n)  # [N, ...]
+    if sequence:
+        xt = xt[:, : req.samples].reshape(xt.shape[:1] + (min(req.samples, xt.shape[1]),) + shape)
+        how = f"[T={xt.shape[0]}, B, ...] as given"
+    elif images:
+        xt = _encode(xt[: req.samples].reshape((-1,) + shape), req)
+        how = f"images, Bernoulli T={req.T}, seed {req.seed}"
+    else:
+        raise InputError(f"{spec}: x has shape {list(x.shape)}; expected [T, B, {', '.join(map(str, shape))}] or "
+                         f"[N, {', '.join(map(str, shape))}]")
+    labels = None
+    if y is not None:
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise InputError(f"{spec}: y must be a 1-D integer array of labels, got {y.dtype} {list(y.shape)}")
+        labels = torch.from_numpy(y.astype(np.int64))[: xt.shape[1]]
+        if len(labels) != xt.shape[1]:
+            raise InputError(f"{spec}: {len(y)} labels for {xt.shape[1]} samples")
+    return Data(xt, labels, f"{path.name}: {xt.shape[1]} samples, {how}")
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _is_nmnist(spec: str) -> bool:
+    try:
+        from snnbridge.data.nmnist import nmnist_available
+    except ImportError:
+        return False
+    return Path(spec).is_dir() and nmnist_available(spec)
+
+
+def _load_nmnist(spec: str, req: DataRequest) -> Data:
+    from snnbridge.data.nmnist import load_nmnist
+
+    ds = load_nmnist(spec, train=False, limit=req.samples, seed=req.seed)
+    frames = ds.frames(T=req.T, dt_us=3000.0, mode="binary")  # [N, T, P, H, W]
+    x = frames.transpose(0, 1).contiguous()
+    shape = tuple(req.input_shape)
+    x = x.reshape(x.shape[:2] + shape) if int(np.prod(x.shape[2:])) == int(np.prod(shape)) else x
+    return Data(x, torch.from_numpy(ds.labels), f"N-MNIST test ({spec}), {x.shape[1]} samples, 3 ms binary "
+                                                f"frames, T={req.T}")
+
+
+def _is_mnist(spec: str) -> bool:
+    try:
+        from snnbridge.data.static import mnist_available
+    except ImportError:
+        return False
+    return Path(spec).is_dir() and mnist_available(spec)
+
+
+def _load_mnist(spec: str, req: DataRequest) -> Data:
+    from snnbridge.data.static import load_mnist
+
+    _, _, x, y = load_mnist(spec, train_limit=1, test_limit=req.samples, seed=req.seed)
+    x = _fit_images(x, tuple(req.input_shape), "MNIST")
+    return Data(_encode(x, req), y, f"MNIST test ({spec}), {len(y)} samples, Bernoulli T={req.T}, seed {req.seed}")
+
+
+register_source("digits", lambda s: s.strip().lower() == "digits", _load_digits)
+register_source("npz", lambda s: s.lower().endswith(".npz"), _load_npz)
+register_source("nmnist", _is_nmnist, _load_nmnist)
+register_source("mnist", _is_mnist, _load_mnist)
