@@ -1,0 +1,241 @@
+"""Shared plumbing of the torch-based adapters (snnTorch, Norse): torch layers for stateless nodes and the run loop.
+
+The loop visits nodes in exactly the order of :class:`~snnbridge.bridge.executor.ReferenceExecutor`
+(layer by layer for DAGs, step by step when the graph has recurrent edges, see
+:mod:`snnbridge.bridge.semantics`), so that every stateless layer sees tensors of
+the same shape as in the reference and performs the same floating-point operations.
+Only the neuron nodes differ between adapters: each adapter supplies a
+:class:`NeuronAdapter` that steps the simulator's own module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from snnbridge.backends.base import Simulation
+from snnbridge.bridge import semantics as sem
+from snnbridge.bridge.executor import spike_valued
+from snnbridge.bridge.graph import FlatGraph
+from snnbridge.bridge.inputs import Inputs, as_input_tensors
+from snnbridge.bridge.recording import Recording
+
+
+class NodeAdapter(ABC):
+    """One graph node on a simulator: ``step`` on ``[B, *in]`` and ``over_time`` on ``[T, B, *in]``."""
+
+    stateful: bool = False
+    neuron: bool = False  # has a membrane to record
+
+    def init_state(self, batch: int) -> Any:
+        return None
+
+    @abstractmethod
+    def step(self, x: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+        """One step: ``(output [B, *out], new state, membrane [B, *shape] or None)``."""
+
+    def over_time(self, x: torch.Tensor, want_v: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """All ``T`` steps: ``(output [T, B, *out], membrane [T, B, *shape] or None)``."""
+        state = self.init_state(x.shape[1])
+        outs, vs = [], []
+        for t in range(x.shape[0]):
+            y, state, v = self.step(x[t], state)
+            outs.append(y)
+            if want_v and v is not None:
+                vs.append(v)
+        return torch.stack(outs), (torch.stack(vs) if vs else None)
+
+
+class LayerAdapter(NodeAdapter):
+    """A stateless node as a torch module; applied once to all ``T·B`` frames when the graph is a DAG."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def step(self, x, state):
+        return self.module(x), None, None
+
+    def over_time(self, x, want_v):
+        T, B = x.shape[:2]
+        y = self.module(x.reshape((T * B,) + tuple(x.shape[2:])))
+        return y.reshape((T, B) + tuple(y.shape[1:])), None
+
+
+class NeuronAdapter(NodeAdapter):
+    """A neuron node: ``encode`` is the elementwise input transform (any leading dims), ``cell`` one simulator step."""
+
+    stateful = True
+    neuron = True
+
+    @abstractmethod
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """What the simulator module is fed for drive ``x`` (e.g. ``gain·x + bias``)."""
+
+    @abstractmethod
+    def cell(self, inp: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """One simulator step on the encoded input: ``(output, state, pre-reset membrane)``."""
+
+    def step(self, x, state):
+        return self.cell(self.encode(x), state)
+
+    def over_time(self, x, want_v):
+        inp = self.encode(x)  # elementwise, so identical to encoding each step
+        state = self.init_state(x.shape[1])
+        outs, vs = [], []
+        for t in range(x.shape[0]):
+            y, state, v = self.cell(inp[t], state)
+            outs.append(y)
+            if want_v:
+                vs.append(v)
+        return torch.stack(outs), (torch.stack(vs) if want_v else None)
+
+
+# --------------------------------------------------------------------------- stateless layers
+
+
+class Scale(nn.Module):
+    """NIR ``Scale``: ``s ⊙ x`` (torch has no layer for it)."""
+
+    def __init__(self, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("scale", scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+def _t(a, dtype, device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
+
+
+def torch_layer(fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.device) -> nn.Module:
+    """The ``torch.nn`` layer computing stateless node ``name`` on ``[N, *in_shape]`` exactly as the reference does."""
+    node = fg.nodes[name]
+    kind = fg.type_of(name)
+    if kind in ("Input", "Output"):
+        return nn.Identity()
+    if kind in ("Affine", "Linear"):
+        w = _t(node.weight, dtype, device)
+        mod = nn.Linear(w.shape[1], w.shape[0], bias=kind == "Affine", dtype=dtype, device=device)
+        mod.weight.data = w
+        if kind == "Affine":
+            mod.bias.data = _t(node.bias, dtype, device).reshape(-1).expand(w.shape[0]).clone()
+        return mod.requires_grad_(False)
+    if kind in ("Conv2d", "Conv1d"):
+        w = _t(node.weight, dtype, device)
+        params = sem.conv2d_params(node) if kind == "Conv2d" else sem.conv1d_params(node)
+        cls = nn.Conv2d if kind == "Conv2d" else nn.Conv1d
+        bias = getattr(node, "bias", None)
+        mod = cls(w.shape[1] * params["groups"], w.shape[0], tuple(w.shape[2:]), bias=bias is not None,
+                  dtype=dtype, device=device, **params)
+        mod.weight.data = w
+        if bias is not None:
+            mod.bias.data = _t(bias, dtype, device).reshape(-1).expand(w.shape[0]).clone()
+        return mod.requires_grad_(False)
+    if kind in ("AvgPool2d", "SumPool2d"):
+        k, s, p = sem.pool_params(node)
+        return nn.AvgPool2d(k, s, p, count_include_pad=True, divisor_override=1 if kind == "SumPool2d" else None)
+    if kind == "Flatten":
+        start, end = int(node.start_dim), int(node.end_dim)  # NIR dims exclude the batch
+        return nn.Flatten(start + 1 if start >= 0 else start, end + 1 if end >= 0 else end)
+    if kind == "Scale":
+        return Scale(_t(node.scale, dtype, device))
+    raise ValueError(f"{kind} is not a stateless layer")
+
+
+# --------------------------------------------------------------------------- the run loop
+
+
+class GraphSimulation(Simulation):
+    """A compiled graph: one :class:`NodeAdapter` per node, run in the reference's order."""
+
+    def __init__(self, backend: str, graph: FlatGraph, dtype: torch.dtype, device: torch.device,
+                 adapters: dict[str, NodeAdapter]) -> None:
+        self.backend = backend
+        self.graph = graph
+        self.dtype = dtype
+        self.device = device
+        self.adapters = adapters
+
+    def run(self, inputs: Inputs, record: Iterable[str] | None = None, membranes: bool = True) -> Recording:
+        """Run ``inputs`` ``[T, B, *shape]`` (or a dict by input name); record every node (or ``record``)."""
+        fg = self.graph
+        xs = as_input_tensors(fg, inputs, self.dtype, self.device)
+        keep = set(fg.order) if record is None else set(record)
+        missing = keep - set(fg.order)
+        if missing:
+            raise KeyError(f"cannot record unknown node(s) {sorted(missing)}")
+        flags = _spike_flags(fg, xs, keep)
+        with torch.no_grad():
+            run = self._stepwise if fg.is_recurrent else self._layerwise
+            outs, mems = run(xs, keep, membranes)
+        outs = {k: (v > 0.5 if flags[k] else v) for k, v in outs.items()}
+        return Recording(outs, mems, {n: fg.type_of(n) for n in fg.order}, fg.semantics.dt, self.backend,
+                         list(fg.order))
+
+    def _layerwise(self, xs, keep, membranes):
+        fg = self.graph
+        consumers = {n: 0 for n in fg.order}
+        for n in fg.order:
+            for p in fg.preds[n]:
+                consumers[p] += 1
+        live: dict[str, torch.Tensor] = {}
+        outs, mems = {}, {}
+        for name in fg.order:
+            x = xs[name] if name in fg.inputs else _sum([live[p] for p in fg.preds[name]])
+            y, v = self.adapters[name].over_time(x, membranes and name in keep)
+            live[name] = y
+            for p in fg.preds[name]:
+                consumers[p] -= 1
+                if consumers[p] == 0 and p not in keep:
+                    del live[p]
+            if name in keep:
+                outs[name] = y
+                if v is not None:
+                    mems[name] = v
+        return outs, mems
+
+    def _stepwise(self, xs, keep, membranes):
+        fg = self.graph
+        T, B = next(iter(xs.values())).shape[:2]
+        states = {n: self.adapters[n].init_state(B) for n in fg.order}
+        prev = {a: torch.zeros((B,) + fg.out_shapes[a], dtype=self.dtype, device=self.device)
+                for a, _ in fg.recurrent}
+        outs: dict[str, list] = {n: [] for n in fg.order if n in keep}
+        mems: dict[str, list] = {n: [] for n in outs if membranes and self.adapters[n].neuron}
+        for t in range(T):
+            cur: dict[str, torch.Tensor] = {}
+            for name in fg.order:
+                if name in fg.inputs:
+                    x = xs[name][t]
+                else:
+                    x = _sum([prev[p] if (p, name) in fg.recurrent else cur[p] for p in fg.preds[name]])
+                y, states[name], v = self.adapters[name].step(x, states[name])
+                cur[name] = y
+                if name in outs:
+                    outs[name].append(y)
+                if name in mems:
+                    mems[name].append(v)
+            for a in prev:
+                prev[a] = cur[a]
+        return {k: torch.stack(v) for k, v in outs.items()}, {k: torch.stack(v) for k, v in mems.items()}
+
+
+def _spike_flags(fg: FlatGraph, xs: dict[str, torch.Tensor], keep: set[str]) -> dict[str, bool]:
+    """The reference's spike-valued flags; the inputs are scanned for 0/1 values only when a kept node depends on it."""
+    lo = spike_valued(fg, {k: False for k in xs})
+    hi = spike_valued(fg, {k: True for k in xs})
+    if not any(lo[n] != hi[n] for n in keep):
+        return lo
+    return spike_valued(fg, {k: bool(((v == 0) | (v == 1)).all()) for k, v in xs.items()})
+
+
+def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out

@@ -1,0 +1,249 @@
+"""The Norse adapter: native Norse cells and torch layers, configured to follow :mod:`snnbridge.bridge.semantics`.
+
+Norse integrates ``v ← v + dt·tau_inv·((x + v_leak) - v)`` (Euler form).  With ``c = 1 - decay`` taken from
+``FlatGraph.coefficients`` this equals the reference ``decay·v + (gain·x + bias)`` when Norse is fed
+``(gain/c)·x`` with ``v_leak = bias/c`` and ``dt·tau_inv = c`` — for Euler *and* exact integration, since only
+the product ``dt·tau_inv`` enters.  The adapter passes the graph's real ``dt`` and picks ``tau_inv ≈ c/dt``
+such that ``dt·tau_inv`` rounds to exactly ``c`` in the run dtype.  Norse's arithmetic is a different
+rounding of the same expression, so membranes agree to a few ulps (exactly for dyadic values, and exactly for
+IF/I, whose update ``v + x`` is the reference's); shapes are ``[T, B, ...]``.
+
+Node mapping:
+
+* ``LIF`` → ``LIFBoxCell`` (``reset_method`` = Norse's ``reset_value`` / ``reset_subtract`` / no reset);
+* ``IF`` → ``IAFCell`` (zero reset); subtract / no reset → a Norse ``SNNCell`` running IAF's update with Norse's
+  ``reset_subtract`` (``IAFParameters`` has no reset method);
+* ``LI`` → ``LIBoxCell``; ``I`` → ``IAFCell`` with an infinite threshold (output = membrane);
+* ``CubaLIF``/``CubaLI`` → ``LIBoxCell`` (synapse, fed ``(syn_gain/c_syn)·x``, i.e. ``w_in·x``) then
+  ``LIFBoxCell``/``LIBoxCell`` (fed ``(gain/c)·i``, i.e. ``r·i``);
+* ``Threshold`` → Norse's ``heaviside(x - threshold)``;
+* ``Affine``/``Linear``/``Conv1d``/``Conv2d``/``AvgPool2d``/``SumPool2d``/``Flatten``/``Scale`` → torch layers.
+
+Where Norse's defaults differ from the reference (measured with norse 1.1.0):
+
+* cells start at ``v = v_leak`` (``LIFBoxCell``, ``LIBoxCell``) or ``v = v_reset`` (``IAFCell``); the reference
+  starts at 0, so the adapter always passes an explicit zero state;
+* ``dt`` defaults to 1e-3 s and ``norse.torch.from_nir`` uses that default, ignores ``r`` for LIF/IF and drops
+  ``reset_method`` for LIF (see :mod:`snnbridge.backends.upstream`);
+* Norse returns the post-reset state; the pre-reset membrane is captured from the value Norse passes to its
+  ``reset_method`` (LIF) or is IAF's own first line ``v + x`` (IF);
+* ``Delay`` nodes are not supported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nir
+import numpy as np
+import torch
+
+from snnbridge.backends._torch_graph import GraphSimulation, LayerAdapter, NeuronAdapter, torch_layer
+from snnbridge.backends.base import Backend
+from snnbridge.bridge import semantics as sem
+from snnbridge.bridge.graph import FlatGraph
+from snnbridge.errors import UnsupportedNodeError
+
+SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES)
+
+
+def rate_for(c: np.ndarray, dt: float, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``tau_inv`` (1/s) such that Norse's ``dt * tau_inv`` equals ``c`` (per neuron) exactly in ``dtype``."""
+    target = torch.as_tensor(np.asarray(c, dtype=np.float64), dtype=dtype, device=device)
+    inv = torch.as_tensor(np.asarray(c, dtype=np.float64) / dt, dtype=dtype, device=device)
+    for _ in range(8):
+        prod = dt * inv
+        if torch.equal(prod, target):
+            break
+        towards = torch.where(prod < target, torch.full_like(inv, float("inf")), torch.full_like(inv, -float("inf")))
+        inv = torch.where(prod == target, inv, torch.nextafter(inv, towards))
+    return inv
+
+
+class _KeepPreReset:
+    """A Norse ``reset_method`` that remembers the membrane it is handed (the pre-reset value)."""
+
+    def __init__(self, reset: Callable | None) -> None:
+        self.reset = reset
+        self.v: torch.Tensor | None = None
+
+    def __call__(self, z, v, v_reset, v_th):
+        self.v = v
+        return v if self.reset is None else self.reset(z, v, v_reset, v_th)
+
+
+def _iaf_step_with_reset(input_tensor, state, p, dt=0.001):
+    """Norse's ``iaf_feed_forward_step`` with a pluggable ``p.reset_method`` (IAFParameters has none)."""
+    from norse.torch.functional.iaf import IAFFeedForwardState
+    from norse.torch.functional.threshold import threshold
+
+    v_new = state.v + input_tensor
+    z_new = threshold(v_new - p.v_th, p.method, p.alpha)
+    return z_new, IAFFeedForwardState(v=p.reset_method(z_new, v_new, p.v_reset, p.v_th))
+
+
+@dataclass(frozen=True)
+class _IAFResetParameters:
+    v_th: torch.Tensor
+    v_reset: torch.Tensor
+    reset_method: Callable
+    method: str = "super"
+    alpha: float = 100.0
+
+
+class NorseNeuron(NeuronAdapter):
+    """One NIR neuron node as Norse cell(s); state ``(synapse state, membrane state)``."""
+
+    def __init__(self, fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.device) -> None:
+        import norse.torch as norse
+        from norse.torch.functional import reset as nreset
+        from norse.torch.module.snn import SNNCell
+
+        self.name = name
+        self.kind = fg.type_of(name)
+        self.shape = tuple(fg.in_shapes[name])
+        self.dtype, self.device = dtype, device
+        dt = fg.semantics.dt
+        c64 = fg.coefficients(name)
+        self.spiking = c64.threshold is not None
+        reset = fg.node_reset[name] if self.spiking else "none"
+
+        def t(a) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
+
+        def leak_rate(decay: np.ndarray, field: str) -> np.ndarray:
+            c = 1.0 - np.asarray(decay, dtype=np.float64)
+            if np.any(c == 0):
+                raise UnsupportedNodeError("backend 'norse' needs dt/tau > 0 representable (decay rounds to 1)",
+                                           node=name, field=field)
+            return c
+
+        self.syn = None
+        self.syn_scale = None
+        self._identity: bool | None = None
+        if c64.syn_decay is not None:
+            cs = leak_rate(c64.syn_decay, "tau_syn")
+            self.syn = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=rate_for(cs, dt, dtype, device),
+                                                             v_leak=t(0.0)), dt=dt)
+            self.syn_scale = t(np.asarray(c64.syn_gain) / cs)  # = w_in for Euler
+        self.keep = None
+        self.iaf_input = False
+        if self.kind in ("IF", "I"):
+            # per-step integrator: IAF's update v + x is the reference's 1·v + (r·x + 0)
+            self.scale, self.offset = t(c64.gain), t(c64.bias)
+            self.iaf_input = True
+            v_th = t(c64.threshold) if self.spiking else t(np.inf)
+            v_reset = t(c64.v_reset) if self.spiking else t(0.0)
+            if reset == "zero" or not self.spiking:
+                self.mem = norse.IAFCell(norse.IAFParameters(v_th=v_th, v_reset=v_reset), dt=dt)
+            else:
+                self.keep = _KeepPreReset(nreset.reset_subtract if reset == "subtract" else None)
+                p = _IAFResetParameters(v_th=v_th, v_reset=v_reset, reset_method=self.keep)
+                self.mem = SNNCell(_iaf_step_with_reset, self._zero_iaf_state, p, dt=dt)
+        else:
+            c = leak_rate(c64.decay, "tau" if self.kind in ("LIF", "LI") else "tau_mem")
+            self.scale = t(np.asarray(c64.gain) / c)  # = r for Euler
+            v_leak = t(np.asarray(c64.bias) / c)  # = v_leak for Euler
+            self.offset = None
+            rate = rate_for(c, dt, dtype, device)
+            if self.spiking:
+                method = {"zero": nreset.reset_value, "subtract": nreset.reset_subtract, "none": None}[reset]
+                self.keep = _KeepPreReset(method)
+                self.mem = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=rate, v_leak=v_leak,
+                                                                   v_th=t(c64.threshold), v_reset=t(c64.v_reset),
+                                                                   reset_method=self.keep), dt=dt)
+            else:
+                self.mem = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=rate, v_leak=v_leak), dt=dt)
+
+    @property
+    def identity_drive(self) -> bool:
+        if self._identity is None:
+            zero_offset = self.offset is None or bool(torch.all(self.offset == 0))
+            self._identity = bool(torch.all(self.scale == 1)) and zero_offset
+        return self._identity
+
+    def _zero_iaf_state(self, x: torch.Tensor):
+        from norse.torch.functional.iaf import IAFFeedForwardState
+
+        return IAFFeedForwardState(v=torch.zeros_like(x))
+
+    def init_state(self, batch):
+        from norse.torch.functional.iaf import IAFFeedForwardState
+        from norse.torch.functional.leaky_integrator_box import LIBoxState
+        from norse.torch.functional.lif_box import LIFBoxFeedForwardState
+
+        z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.device)
+        syn = LIBoxState(v=z) if self.syn is not None else None
+        if self.iaf_input:
+            mem = IAFFeedForwardState(v=z)
+        elif self.spiking:
+            mem = LIFBoxFeedForwardState(v=z)
+        else:
+            mem = LIBoxState(v=z)
+        return syn, mem
+
+    def encode(self, x):
+        if self.syn is not None:
+            return self.syn_scale * x
+        return self._membrane_input(x)
+
+    def _membrane_input(self, x):
+        if self.identity_drive:  # 1·x + 0 equals x (up to the sign of a zero)
+            return x
+        return self.scale * x + self.offset if self.offset is not None else self.scale * x
+
+    def cell(self, inp, state):
+        syn_state, mem_state = state
+        if self.syn is not None:
+            i, syn_state = self.syn(inp, syn_state)
+            inp = self._membrane_input(i)
+        if self.iaf_input and self.keep is None:  # IAFCell: its own first line v + x is the pre-reset membrane
+            v = mem_state.v + inp
+        out, mem_state = self.mem(inp, mem_state)
+        if self.keep is not None:
+            v = self.keep.v
+        elif not self.iaf_input:
+            v = out  # LIBoxCell returns its membrane
+        if not self.spiking:
+            out = v
+        return out, (syn_state, mem_state), v
+
+
+class ThresholdNode(LayerAdapter):
+    """NIR ``Threshold`` as Norse's ``heaviside(x - threshold)`` (stateless)."""
+
+    def __init__(self, node: nir.Threshold, dtype: torch.dtype, device: torch.device) -> None:
+        from norse.torch.functional.heaviside import heaviside
+
+        thr = torch.as_tensor(np.asarray(node.threshold, dtype=np.float64), dtype=dtype, device=device)
+        super().__init__(lambda x: heaviside(x - thr))
+
+
+class NorseBackend(Backend):
+    """Run NIR graphs on Norse, following the reference semantics (see the module docstring)."""
+
+    name = "norse"
+    requires = ("norse", "torch")
+    pip = "pip install 'snnbridge[norse]'"
+    supported_nodes = SUPPORTED
+
+    def compile(self, graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = None,
+                reset: str | None = None, integration: str | None = None, dtype: torch.dtype = torch.float64,
+                device: str | torch.device = "cpu", **options) -> GraphSimulation:
+        """Build one Norse cell (or torch layer) per node; raises :class:`UnsupportedNodeError` naming the node."""
+        if options:
+            raise TypeError(f"unknown option(s) for backend 'norse': {', '.join(options)}")
+        fg = self.prepare(graph, dt, reset, integration, dtype)
+        device = torch.device(device)
+        adapters = {}
+        for name in fg.order:
+            kind = fg.type_of(name)
+            if kind in sem.NEURON_TYPES:
+                adapters[name] = NorseNeuron(fg, name, dtype, device)
+            elif kind == "Threshold":
+                adapters[name] = ThresholdNode(fg.nodes[name], dtype, device)
+            else:
+                adapters[name] = LayerAdapter(torch_layer(fg, name, dtype, device))
+        return GraphSimulation(self.name, fg, dtype, device, adapters)
