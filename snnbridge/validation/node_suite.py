@@ -14,6 +14,8 @@ Use them to test a backend::
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass, field
 
 import nir
@@ -187,7 +189,16 @@ def scale_to_fire(network, inputs: torch.Tensor, low: float = 0.02, high: float 
 
 def table1_case(key: str, neuron: str = "lif", reset: str = "zero", T: int = 12, B: int = 2, seed: int = 0,
                 pool: str = "neuron") -> Case:
-    """A Table-1 structure (``snnbridge.models.TABLE1`` key) with seeded random weights scaled so every layer fires."""
+    """A Table-1 structure (``snnbridge.models.TABLE1`` key) with seeded random weights scaled so every layer fires.
+
+    Built once per argument set and process (the weight scaling of the large CNNs takes seconds); each call
+    returns an independent copy.
+    """
+    return copy.deepcopy(_table1_case(key, neuron, reset, T, B, seed, pool))
+
+
+@functools.lru_cache(maxsize=64)
+def _table1_case(key: str, neuron: str, reset: str, T: int, B: int, seed: int, pool: str) -> Case:
     from snnbridge.bridge.export import to_nir
     from snnbridge.models import TABLE1, TABLE1_INPUTS, Network
 
