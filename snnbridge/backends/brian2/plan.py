@@ -1,0 +1,386 @@
+"""Target-independent compilation plan of the Brian2 backend: groups, composed connections, folded currents.
+
+A NIR graph is split into
+
+* **groups** — nodes with a Brian2 ``NeuronGroup``: every ``Input``, every neuron node
+  (LIF, IF, CubaLIF, LI, I, CubaLI) and every ``Threshold`` node;
+* **stateless nodes** — Affine, Linear, Scale, Conv1d/2d, Avg/SumPool2d, Flatten, Output, Delay.  They
+  are linear in their inputs, so every path of stateless nodes between two groups composes into one
+  sparse matrix (flattened per-sample index, C order) plus a bias vector, per total lag in steps (a
+  recurrent edge adds one step, a ``Delay`` node ``round(delay/dt)`` per element).  Each
+  ``(source group, target group, lag)`` becomes one :class:`Projection` — one Brian2 ``Synapses`` with a
+  per-connection weight.
+
+In ``current`` mode a target's predecessor whose whole upstream is ``Input`` nodes and stateless nodes
+(no delay, no recurrence) is *folded*: its value does not depend on the simulation, so it is evaluated
+once, with the reference's own :func:`~snnbridge.bridge.semantics.stateless_forward`, and fed to Brian2 as
+an external current (a ``TimedArray``).  Nothing here imports Brian2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from snnbridge.bridge import semantics as sem
+from snnbridge.bridge.graph import FlatGraph
+from snnbridge.errors import UnsupportedNodeError
+
+BACKEND = "brian2"
+GROUP_TYPES = ("Input", "Threshold") + sem.NEURON_TYPES
+ANALOG_NEURONS = ("LI", "I", "CubaLI")
+"""Neuron nodes whose output is their membrane (an analog value, not spikes)."""
+
+Paths = dict[tuple[str, int], sp.csr_matrix]
+"""``(source group, lag in steps) -> matrix [node size, source size]``."""
+
+
+# --------------------------------------------------------------------------- linear maps of stateless nodes
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _coo(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    m = sp.coo_matrix((vals.astype(np.float64), (rows.astype(np.int64), cols.astype(np.int64))), shape=shape)
+    return m.tocsr()
+
+
+def _conv_map(node, in_shape, out_shape) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Conv1d/Conv2d as ``(matrix [out, in], bias [out])``: cross-correlation with stride, padding, dilation, groups."""
+    w = np.asarray(node.weight, dtype=np.float64)
+    nd = w.ndim - 2
+    params = sem.conv2d_params(node) if nd == 2 else sem.conv1d_params(node)
+    as_tuple = (lambda v: tuple(v)) if nd == 2 else (lambda v: (v,))
+    stride, dilation = as_tuple(params["stride"]), as_tuple(params["dilation"])
+    groups = params["groups"]
+    kernel = w.shape[2:]
+    pad = params["padding"]
+    if isinstance(pad, str):
+        if pad == "valid":
+            pad = (0,) * nd
+        else:  # 'same': torch pads dilation*(k-1) in total, the smaller half first
+            pad = tuple((d * (k - 1)) // 2 for d, k in zip(dilation, kernel))
+    else:
+        pad = as_tuple(pad)
+    c_out, c_in_g = w.shape[:2]
+    spatial_in, spatial_out = tuple(in_shape[1:]), tuple(out_shape[1:])
+    # one kernel offset at a time (bounded memory), vectorised over (co, ci_local, output position)
+    grids = [g.ravel() for g in np.meshgrid(np.arange(c_out), np.arange(c_in_g),
+                                            *[np.arange(o) for o in spatial_out], indexing="ij")]
+    co, cil, os_ = grids[0], grids[1], grids[2:]
+    ci = (co // (c_out // groups)) * c_in_g + cil
+    rows, cols, vals = [], [], []
+    for ks in np.ndindex(*kernel):
+        ok = np.ones(co.shape, dtype=bool)
+        pos_in = []
+        for d in range(nd):
+            p = os_[d] * stride[d] - pad[d] + ks[d] * dilation[d]
+            ok &= (p >= 0) & (p < spatial_in[d])
+            pos_in.append(p)
+        val = w[(co, cil) + ks]
+        ok &= val != 0
+        col, row = ci[ok], co[ok]
+        for d in range(nd):
+            col = col * spatial_in[d] + pos_in[d][ok]
+            row = row * spatial_out[d] + os_[d][ok]
+        rows.append(row)
+        cols.append(col)
+        vals.append(val[ok])
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    m = _coo(row, col, np.concatenate(vals), (_size(out_shape), _size(in_shape)))
+    b = getattr(node, "bias", None)
+    bias = np.zeros(_size(out_shape))
+    if b is not None:
+        bias = np.repeat(np.broadcast_to(np.asarray(b, dtype=np.float64).ravel(), (c_out,)), _size(spatial_out))
+    return m, bias
+
+
+def _pool_map(node, in_shape, out_shape) -> sp.csr_matrix:
+    """Avg/SumPool2d as a matrix (zero padding counted, as in the reference)."""
+    (kh, kw), (sh, sw), (ph, pw) = sem.pool_params(node)
+    c, h, w_ = in_shape
+    _, oh, ow = out_shape
+    cc, ky, kx, oy, ox = (g.ravel() for g in np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), np.arange(oh),
+                                                         np.arange(ow), indexing="ij"))
+    iy = oy * sh - ph + ky
+    ix = ox * sw - pw + kx
+    ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w_)
+    weight = 1.0 / (kh * kw) if type(node).__name__ == "AvgPool2d" else 1.0
+    row = (cc * oh + oy) * ow + ox
+    col = (cc * h + iy) * w_ + ix
+    return _coo(row[ok], col[ok], np.full(int(ok.sum()), weight), (_size(out_shape), _size(in_shape)))
+
+
+def linear_map(node, in_shape, out_shape) -> tuple[sp.csr_matrix, np.ndarray | None]:
+    """A stateless, non-delay NIR node as ``(matrix [out, in], bias [out] or None)`` on flattened samples."""
+    kind = type(node).__name__
+    n_in = _size(in_shape)
+    if kind in ("Input", "Output", "Flatten"):
+        return sp.identity(n_in, format="csr", dtype=np.float64), None
+    if kind in ("Affine", "Linear"):
+        w = np.asarray(node.weight, dtype=np.float64)
+        lead = n_in // w.shape[1]
+        m = sp.kron(sp.identity(lead, format="csr"), sp.csr_matrix(w), format="csr")
+        m.eliminate_zeros()
+        if kind == "Linear":
+            return m, None
+        b = np.broadcast_to(np.asarray(node.bias, dtype=np.float64).ravel(), (w.shape[0],))
+        return m, np.tile(b, lead)
+    if kind == "Scale":
+        s = np.broadcast_to(np.asarray(node.scale, dtype=np.float64), tuple(in_shape)).ravel()
+        return sp.diags(s, format="csr"), None
+    if kind in ("Conv1d", "Conv2d"):
+        return _conv_map(node, in_shape, out_shape)
+    if kind in ("AvgPool2d", "SumPool2d"):
+        return _pool_map(node, in_shape, out_shape), None
+    raise ValueError(f"{kind} is not a linear stateless node")
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class Projection:
+    """Connections ``src -> dst`` (one Brian2 ``Synapses``), delivered ``lag`` steps after ``src`` emitted.
+
+    ``pre``/``post``/``w``: per-sample source index, target index and weight (float64), sorted by ``(pre, post)``.
+    """
+
+    src: str
+    dst: str
+    lag: int
+    pre: np.ndarray
+    post: np.ndarray
+    w: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.w.size)
+
+
+@dataclass
+class GroupSpec:
+    """One Brian2 ``NeuronGroup`` (per sample; the builder makes ``copies`` parallel copies).
+
+    Attributes:
+        node: NIR node name; index: its position in ``FlatGraph.order``.
+        kind: NIR type name (``"Input"``, ``"Threshold"``, ``"LIF"``, ...).
+        size: neurons per sample (flattened node shape).
+        coeff: the reference constants (``FlatGraph.coefficients``), neuron nodes only.
+        reset: reset mode of a spiking neuron.
+        threshold: per-neuron threshold of a ``Threshold`` node.
+        b0: constant drive per neuron (biases of every undelayed stateless path), float64 ``[size]``.
+        lag_bias: lag -> constant drive that starts ``lag`` steps into a run (biases behind a delay/recurrence).
+        folded: predecessors whose value is precomputed from the inputs and added as an external current.
+    """
+
+    node: str
+    index: int
+    kind: str
+    size: int
+    coeff: sem.NeuronCoefficients | None = None
+    reset: str = "zero"
+    threshold: np.ndarray | None = None
+    b0: np.ndarray | None = None
+    lag_bias: dict[int, np.ndarray] = field(default_factory=dict)
+    folded: list[str] = field(default_factory=list)
+
+    @property
+    def is_input(self) -> bool:
+        return self.kind == "Input"
+
+    @property
+    def spiking(self) -> bool:
+        """Emits spikes (inputs: decided from the values at run time, see the simulation)."""
+        return self.kind in sem.SPIKING_TYPES
+
+    @property
+    def analog(self) -> bool:
+        return self.kind in ANALOG_NEURONS
+
+    @property
+    def cuba(self) -> bool:
+        return self.kind in ("CubaLIF", "CubaLI")
+
+
+@dataclass
+class Plan:
+    """Everything the Brian2 builder needs, independent of the code-generation target.
+
+    ``groups`` in schedule order (inputs first), ``projections`` sorted by target then source,
+    ``pure``: nodes computable from the inputs alone (folded in ``current`` mode).
+    """
+
+    graph: FlatGraph
+    groups: dict[str, GroupSpec]
+    projections: list[Projection]
+    pure: set[str]
+    input_projection: str
+
+    @property
+    def sinks(self) -> list[GroupSpec]:
+        return [g for g in self.groups.values() if not g.is_input]
+
+    def synapses_per_copy(self) -> int:
+        return sum(p.size for p in self.projections)
+
+    def position(self, name: str) -> int:
+        """Where ``name`` runs within a step: inputs before everything (-1), others by ``FlatGraph.order``."""
+        g = self.groups[name]
+        return -1 if g.is_input else g.index
+
+    def projections_into(self, name: str) -> list[Projection]:
+        return [p for p in self.projections if p.dst == name]
+
+
+def _refuse(message: str, node: str) -> UnsupportedNodeError:
+    return UnsupportedNodeError(f"backend '{BACKEND}' {message}", node=node)
+
+
+class _Composer:
+    """Composes the linear maps of stateless nodes back to their source groups (memoised)."""
+
+    def __init__(self, fg: FlatGraph) -> None:
+        self.fg = fg
+        self.paths: dict[str, tuple[Paths, dict[int, np.ndarray]]] = {}
+
+    def of(self, name: str) -> tuple[Paths, dict[int, np.ndarray]]:
+        """``(paths, biases by lag)`` giving the output of node ``name`` in terms of group outputs."""
+        if name in self.paths:
+            return self.paths[name]
+        fg = self.fg
+        kind = fg.type_of(name)
+        n_out = _size(fg.out_shapes[name])
+        if kind in GROUP_TYPES:
+            out = ({(name, 0): sp.identity(n_out, format="csr", dtype=np.float64)}, {})
+            self.paths[name] = out
+            return out
+        paths, bias = self.incoming(name)
+        if kind == "Delay":
+            d = np.broadcast_to(sem.delay_steps(fg.nodes[name], fg.semantics), fg.in_shapes[name]).ravel()
+            paths, bias = _split_delays(paths, bias, d)
+        else:
+            m, b = linear_map(fg.nodes[name], fg.in_shapes[name], fg.out_shapes[name])
+            paths = {k: (m @ v).tocsr() for k, v in paths.items()}
+            bias = {k: m @ v for k, v in bias.items()}
+            if b is not None:
+                bias[0] = bias.get(0, 0.0) + b
+        self.paths[name] = (paths, bias)
+        return paths, bias
+
+    def incoming(self, name: str, skip: set[str] = frozenset()) -> tuple[Paths, dict[int, np.ndarray]]:
+        """Sum over the predecessors of ``name`` (except ``skip``); a recurrent edge adds one step of lag."""
+        fg = self.fg
+        n_in = _size(fg.in_shapes[name])
+        paths: Paths = {}
+        bias: dict[int, np.ndarray] = {}
+        for p in fg.preds[name]:
+            if p in skip:
+                continue
+            shift = 1 if (p, name) in fg.recurrent else 0
+            if shift and fg.type_of(p) not in GROUP_TYPES and fg.type_of(name) not in GROUP_TYPES:
+                raise _refuse("cannot run a recurrent loop made only of stateless nodes "
+                              f"(edge '{p}' -> '{name}')", name)
+            pp, pb = self.of(p)
+            for (src, lag), m in pp.items():
+                key = (src, lag + shift)
+                paths[key] = m if key not in paths else paths[key] + m
+            for lag, b in pb.items():
+                bias[lag + shift] = bias.get(lag + shift, np.zeros(n_in)) + b
+        return paths, bias
+
+
+def _split_delays(paths: Paths, bias: dict[int, np.ndarray], d: np.ndarray) -> tuple[Paths, dict[int, np.ndarray]]:
+    out: Paths = {}
+    out_b: dict[int, np.ndarray] = {}
+    for step in np.unique(d):
+        mask = sp.diags((d == step).astype(np.float64), format="csr")
+        for (src, lag), m in paths.items():
+            part = (mask @ m).tocsr()
+            part.eliminate_zeros()
+            if part.nnz:
+                key = (src, lag + int(step))
+                out[key] = part if key not in out else out[key] + part
+        for lag, b in bias.items():
+            key = lag + int(step)
+            out_b[key] = out_b.get(key, 0.0) + np.where(d == step, b, 0.0)
+    return out, out_b
+
+
+def pure_input_nodes(fg: FlatGraph) -> set[str]:
+    """Nodes whose value depends on the inputs only: Inputs and stateless non-delay nodes fed only by such nodes."""
+    pure: set[str] = set()
+    for name in fg.order:
+        kind = fg.type_of(name)
+        if name in fg.inputs:
+            pure.add(name)
+        elif kind not in GROUP_TYPES and kind != "Delay" and fg.preds[name] and all(
+                p in pure and (p, name) not in fg.recurrent for p in fg.preds[name]):
+            pure.add(name)
+    return pure
+
+
+def make_plan(fg: FlatGraph, input_projection: str = "current") -> Plan:
+    """Split ``fg`` into groups and composed projections; refuses what Brian2 cannot express.
+
+    ``input_projection``: ``"current"`` folds predecessors computable from the inputs alone into an external
+    current; ``"synapses"`` turns every Input into a Brian2 group connected through ``Synapses``.
+    """
+    if input_projection not in ("current", "synapses"):
+        raise ValueError(f"input_projection must be 'current' or 'synapses', got {input_projection!r}")
+    pure = pure_input_nodes(fg)
+    comp = _Composer(fg)
+    groups: dict[str, GroupSpec] = {}
+    for name in fg.inputs:
+        groups[name] = GroupSpec(name, fg.order.index(name), "Input", _size(fg.out_shapes[name]))
+    projections: list[Projection] = []
+    for index, name in enumerate(fg.order):
+        kind = fg.type_of(name)
+        if kind not in GROUP_TYPES or kind == "Input":
+            continue
+        shape = fg.in_shapes[name]
+        n = _size(shape)
+        g = GroupSpec(name, index, kind, n)
+        if kind == "Threshold":
+            g.threshold = np.broadcast_to(np.asarray(fg.nodes[name].threshold, dtype=np.float64), shape).ravel().copy()
+        else:
+            g.coeff = fg.coefficients(name)
+            g.reset = fg.node_reset[name]
+        if input_projection == "current":
+            g.folded = [p for p in fg.preds[name] if p in pure and (p, name) not in fg.recurrent]
+        paths, bias = comp.incoming(name, skip=set(g.folded))
+        g.b0 = np.asarray(bias.pop(0, np.zeros(n)), dtype=np.float64).reshape(n)
+        g.lag_bias = {lag: np.asarray(b, dtype=np.float64).reshape(n) for lag, b in sorted(bias.items())
+                      if np.any(b != 0)}
+        groups[name] = g
+        for (src, lag), m in sorted(paths.items(), key=lambda kv: (fg.order.index(kv[0][0]), kv[0][1])):
+            m = m.tocsc()  # column (pre) major, rows (post) sorted within a column
+            m.sum_duplicates()
+            m.sort_indices()
+            keep = m.data != 0
+            if not keep.any():
+                continue
+            pre = np.repeat(np.arange(m.shape[1], dtype=np.int64), np.diff(m.indptr))[keep]
+            projections.append(Projection(src, name, int(lag), pre, m.indices[keep].astype(np.int64), m.data[keep]))
+    plan = Plan(fg, groups, projections, pure, input_projection)
+    _check_schedule(plan)
+    return plan
+
+
+def _check_schedule(plan: Plan) -> None:
+    """Refuse projections whose timing Brian2 cannot reproduce (analog values have no synaptic delay)."""
+    for p in plan.projections:
+        src = plan.groups[p.src]
+        late = plan.position(p.src) >= plan.position(p.dst)  # the source runs after the target within a step
+        if src.analog:
+            if (p.lag, late) not in ((0, False), (1, True)):
+                raise _refuse(f"cannot deliver the analog output of {src.kind} node '{p.src}' {p.lag} step(s) "
+                              "late (only same-step or recurrent one-step edges carry analog values)", p.dst)
+        elif src.is_input and p.lag > 0:
+            continue  # allowed for spike inputs; checked at run time
+        elif p.lag - int(late) < 0:
+            raise _refuse(f"cannot order '{p.src}' before '{p.dst}' within a step", p.dst)

@@ -1,0 +1,442 @@
+"""The Brian2 backend agrees with the reference executor at every node and every step.
+
+float64: spikes equal everywhere, membranes and analog outputs within 1e-12 (only the summation order of
+synaptic inputs differs).  float32: differences are counted and each is shown to be rounding at the
+threshold.  Most tests use the ``numpy`` target (no compilation); ``cython`` and ``cpp_standalone`` are
+each exercised on small graphs (their compiled code is cached across runs).
+"""
+
+from __future__ import annotations
+
+import time
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("brian2")
+
+from snnbridge.backends import get  # noqa: E402
+from snnbridge.backends.brian2_backend import Brian2Backend, Brian2Simulation  # noqa: E402
+from snnbridge.bridge import Recording, ReferenceExecutor, read_graph  # noqa: E402
+from snnbridge.bridge.semantics import Semantics  # noqa: E402
+from snnbridge.errors import UnsupportedNodeError  # noqa: E402
+from snnbridge.validation.node_suite import chain, node_cases, scale_to_fire, table1_case  # noqa: E402
+
+from .conftest import SHARED  # noqa: E402
+
+CASES = node_cases()
+
+
+def brian2(graph, inputs, dtype=torch.float64, target="numpy", record=None, membranes=True, **kwargs) -> Recording:
+    sim = get("brian2").compile(graph, dtype=dtype, target=target, **kwargs)
+    return sim.run(inputs, record=record, membranes=membranes)
+
+
+def reference(graph, inputs, dtype=torch.float64, **semantics) -> Recording:
+    return ReferenceExecutor(graph, dtype=dtype, **semantics).run(inputs)
+
+
+def assert_same(rec: Recording, ref: Recording, tol: float = 1e-12) -> None:
+    """Same layout; spikes equal at every node and step; analog values and membranes within ``tol``."""
+    assert rec.backend == "brian2"
+    assert rec.order == ref.order and rec.node_types == ref.node_types and rec.dt == ref.dt
+    assert set(rec.outputs) == set(ref.outputs)
+    assert set(rec.membranes) == set(ref.membranes)
+    for name, want in ref.outputs.items():
+        got = rec.outputs[name]
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        if want.dtype == torch.bool:
+            diff = int(got.ne(want).sum())
+            assert diff == 0, f"node '{name}': {diff} spikes differ (first at {got.ne(want).nonzero()[0].tolist()})"
+        else:
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=lambda m, name=name: f"node '{name}': {m}")
+    for name, want in ref.membranes.items():
+        got = rec.membranes[name]
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=lambda m, name=name: f"membrane '{name}': {m}")
+
+
+# --------------------------------------------------------------------------- node conformance suite
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_node_case_matches_reference(case):
+    """Inputs folded into currents, the whole batch as parallel copies."""
+    assert_same(brian2(case.graph, case.inputs, **case.semantics), reference(case.graph, case.inputs, **case.semantics))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_node_case_with_input_synapses_and_rounds(case):
+    """Inputs as spike-generating groups + Synapses; 2 parallel copies per round (B=3: 2 rounds, state reset)."""
+    sim = get("brian2").compile(case.graph, dtype=torch.float64, target="numpy", input_projection="synapses",
+                                copies=2, **case.semantics)
+    rec = sim.run(case.inputs)
+    B = case.inputs.shape[1]
+    assert sim.last_layout.copies == 2 and sim.last_layout.rounds == (B + 1) // 2
+    assert_same(rec, reference(case.graph, case.inputs, **case.semantics))
+
+
+def test_synapses_mode_uses_synapses_for_the_input_layer():
+    case = next(c for c in CASES if c.name == "conv2d_stride_pad_lif")
+    fg_nodes = {p.src for p in get("brian2").compile(case.graph, target="numpy", input_projection="synapses",
+                                                     **case.semantics).plan.projections}
+    assert "input" in fg_nodes
+    plan = get("brian2").compile(case.graph, target="numpy", **case.semantics).plan
+    assert plan.groups["lif"].folded == ["conv"] and not plan.projections
+
+
+def test_a_spike_crosses_every_layer_in_its_step():
+    """Four IF layers with strong weights: one input spike at t=3 makes every layer fire at t=3.
+
+    Brian2's default schedule would deliver it one step later per layer (t=3, 4, 5, 6); the backend's
+    ordering inside the ``synapses`` slot keeps it in the step it was emitted, like the reference.
+    """
+    n = 2
+    layers = []
+    for k in range(4):
+        layers += [(f"fc{k}", nir.Linear(weight=np.eye(n) * 2.0)),
+                   (f"if{k}", nir.IF(r=np.ones(n), v_threshold=np.ones(n), v_reset=np.zeros(n)))]
+    g = chain(layers, (n,), (n,), Semantics(1e-3))
+    x = torch.zeros((8, 1, n), dtype=torch.float64)
+    x[3, 0, 0] = 1.0
+    for mode in ("current", "synapses"):
+        rec = brian2(g, x, input_projection=mode)
+        for k in range(4):
+            assert rec[f"if{k}"][:, 0, 0].nonzero().ravel().tolist() == [3], (mode, k)
+        assert_same(rec, reference(g, x))
+
+
+def test_per_channel_parameters_broadcast():
+    """Neuron parameters of shape [C, 1, 1] broadcast over a conv layer's [C, H, W] (NIR broadcasting)."""
+    rng = np.random.default_rng(5)
+    conv = nir.Conv2d(input_shape=(6, 6), weight=rng.normal(0, 0.8, (3, 2, 3, 3)), stride=1, padding=1, dilation=1,
+                      groups=1, bias=rng.normal(0, 0.1, 3))
+    col = lambda v: np.asarray(v, dtype=np.float64).reshape(3, 1, 1)  # noqa: E731
+    lif = nir.LIF(tau=col([2e-3, 4e-3, 8e-3]), r=col([1.0, 2.0, 3.0]), v_leak=col([0.0, 0.1, -0.1]),
+                  v_threshold=col([0.3, 0.5, 0.7]), v_reset=col([0.0, -0.2, 0.1]))
+    lif.input_type = {"input": np.array([3, 6, 6])}
+    lif.output_type = {"output": np.array([3, 6, 6])}
+    g = chain([("conv", conv), ("lif", lif)], (2, 6, 6), (3, 6, 6), Semantics(1e-3, "zero"))
+    x = (torch.rand((15, 2, 2, 6, 6), generator=torch.Generator().manual_seed(2)) < 0.3).double()
+    ref = reference(g, x)
+    assert ref["lif"].any()
+    assert_same(brian2(g, x), ref)
+
+
+# --------------------------------------------------------------------------- Table-1 structures
+
+SMALL_INPUTS = {
+    "mnist_mlp": (784,),
+    "nmnist_mlp": (2 * 34 * 34,),
+    "mnist_cnn": (1, 10, 10),
+    "cifar10_cnn": (3, 6, 6),
+    "nmnist_cnn": (2, 6, 6),
+    "dvscifar10_cnn": (2, 8, 8),
+}
+"""Table-1 structures (``snnbridge.models.TABLE1``) at reduced image sizes: same layers, kernels, channels."""
+
+
+def small_table1(key: str, neuron: str, reset: str, pool: str = "neuron", T: int = 6, B: int = 2, seed: int = 0):
+    """Like :func:`table1_case` (weights scaled so every layer fires) on a smaller input image."""
+    from snnbridge.bridge.export import to_nir
+    from snnbridge.models import TABLE1, Network
+
+    torch.manual_seed(seed)
+    shape = SMALL_INPUTS[key]
+    net = Network(structure=TABLE1[key], input_shape=shape, neuron=neuron, reset=reset, threshold=0.5, decay=0.5,
+                  pool=pool, conv_stride=1).double()
+    g = torch.Generator().manual_seed(seed + 1)
+    x = (torch.rand((T, B) + shape, generator=g) < 0.25).double()
+    scale_to_fire(net, x)
+    return to_nir(net), x, {"dt": net.config.dt, "reset": reset, "integration": "euler"}
+
+
+@pytest.mark.parametrize("key", list(SMALL_INPUTS))
+@pytest.mark.parametrize("neuron", ["lif", "if"])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_table1_structure_matches_reference(key, neuron, reset):
+    graph, x, semantics = small_table1(key, neuron, reset)
+    ref = reference(graph, x, **semantics)
+    for name in ref.spiking_nodes:  # every layer fires: the comparison is not vacuous
+        assert ref[name].any(), name
+    assert_same(brian2(graph, x, **semantics), ref)
+
+
+def test_table1_average_pooling_composes_into_the_next_layer():
+    """pool='average': spikes averaged by AvgPool2d feed the next Conv2d (an analog intermediate, composed)."""
+    graph, x, semantics = small_table1("mnist_cnn", "lif", "zero", pool="average")
+    sim = get("brian2").compile(graph, target="numpy", **semantics)
+    assert any(p.src == "lif1" and p.dst == "lif3" for p in sim.plan.projections)  # conv3 ∘ pool2 in one map
+    assert_same(sim.run(x), reference(graph, x, **semantics))
+
+
+@pytest.mark.parametrize("key", ["mnist_mlp", "nmnist_mlp"])
+def test_table1_full_size_mlp_with_input_synapses(key):
+    case = table1_case(key, "lif", "subtract", T=8, B=2)
+    assert_same(brian2(case.graph, case.inputs, input_projection="synapses", **case.semantics),
+                reference(case.graph, case.inputs, **case.semantics))
+
+
+def test_table1_full_size_mnist_cnn():
+    case = table1_case("mnist_cnn", "if", "zero", T=5, B=2)
+    assert_same(brian2(case.graph, case.inputs, **case.semantics), reference(case.graph, case.inputs, **case.semantics))
+
+
+# --------------------------------------------------------------------------- real peer graphs
+
+
+def test_lif_norse_analog_input(shared_graph):
+    """A constant analog current (0.2) into one LIF at dt = 1e-4, as a current and as a summed-variable synapse."""
+    g = read_graph(shared_graph("lif_norse"))
+    x = torch.full((60, 2, 1), 0.2, dtype=torch.float64)
+    ref = ReferenceExecutor(g, dt=1e-4).run(x)
+    assert ref["1"].sum() > 0
+    for mode in ("current", "synapses"):
+        assert_same(brian2(g, x, dt=1e-4, input_projection=mode), ref)
+
+
+def _nmnist_frames(T: int, B: int) -> torch.Tensor:
+    """1 ms event-count frames ``[T, B, 2, 34, 34]`` of real N-MNIST test recordings (random events if absent)."""
+    files = sorted((SHARED / "data" / "NMNIST" / "Test").glob("*/*.bin"))[::500][:B]
+    try:
+        from tonic.io import read_mnist_file
+    except ImportError:
+        files = []
+    if len(files) == B:
+        frames = np.zeros((T, B, 2, 34, 34))
+        for b, f in enumerate(files):
+            ev = read_mnist_file(str(f), dtype=np.dtype([("x", int), ("y", int), ("t", int), ("p", int)]))
+            ev = ev[ev["t"] < T * 1000]
+            np.add.at(frames, (ev["t"] // 1000, b, ev["p"], ev["y"], ev["x"]), 1.0)
+        return torch.from_numpy(frames)
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand((T, B, 2, 34, 34), generator=g) < 0.02).double()
+
+
+def test_cnn_sinabs_on_nmnist_frames(shared_graph):
+    g = read_graph(shared_graph("cnn_sinabs"))
+    x = _nmnist_frames(40, 2)
+    ref = reference(g, x)
+    assert ref["1"].any() and ref["3"].any()
+    assert_same(brian2(g, x), ref)
+    # binary frames through input synapses (event-driven first convolution)
+    xb = (x > 0).double()
+    assert_same(brian2(g, xb, input_projection="synapses"), reference(g, xb))
+
+
+@pytest.mark.parametrize("stem,reset", [("braille_noDelay_noBias_subtract", "subtract"),
+                                        ("braille_noDelay_bias_zero", "zero")])
+def test_braille_recurrent_cubalif(shared_graph, stem, reset):
+    """Recurrent CubaLIF (recurrent Affine with bias: the bias arrives one step late, like the spikes)."""
+    g = read_graph(shared_graph(stem))
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.rand((60, 3, 12), generator=gen) < 0.3).double()
+    ref = reference(g, x, reset=reset)
+    assert ref["lif1.lif"].any()
+    assert_same(brian2(g, x, reset=reset), ref)
+    assert_same(brian2(g, x, reset=reset, copies=2), ref)  # two rounds: the recurrence restarts per sample
+
+
+# --------------------------------------------------------------------------- float32
+
+
+def _float32_check(rec: Recording, ref: Recording, thresholds: dict[str, float], rel: float = 1e-5) -> int:
+    """Count differing spikes; show that each sample's first difference is a threshold-rounding flip.
+
+    A sample's trajectory is identical until its first differing spike (earliest step, first node in
+    evaluation order); there, every flipped neuron's membrane must be within ``rel`` of the threshold.
+    Everything after it is a consequence of that flip.
+    """
+    nodes = [n for n in ref.order if n in thresholds]
+    total = sum(int(rec[n].ne(ref[n]).sum()) for n in ref.spiking_nodes)
+    for b in range(ref.batch_size):
+        first = None
+        for n in nodes:
+            d = rec[n][:, b].ne(ref[n][:, b]).reshape(ref.steps, -1).any(1).nonzero()
+            if len(d) and (first is None or int(d[0]) < first[0]):
+                first = (int(d[0]), n)
+        if first is None:
+            continue
+        t, n = first
+        flips = rec[n][t, b].ne(ref[n][t, b])
+        v = ref.membranes[n][t, b][flips].double()
+        assert torch.allclose(v, torch.full_like(v, thresholds[n]), rtol=rel, atol=rel), (n, t, b, v)
+    return total
+
+
+def test_float32_flips_are_threshold_rounding():
+    """Thresholds set to the exact (float64) sum of each row: float32 sums in another order land on either side.
+
+    The reference sums with BLAS, Brian2's synapses add one spike at a time: some neurons flip, and the
+    check shows every first flip sits at the threshold (a current-mode run, summed by torch, has none).
+    """
+    rng = np.random.default_rng(0)
+    n_in, n = 24, 64
+    w = rng.uniform(0.05, 0.15, (n, n_in)).astype(np.float32)
+    thr = w.astype(np.float64).sum(1).astype(np.float32).astype(np.float64)
+    g = chain([("fc", nir.Linear(weight=w)), ("if", nir.IF(r=np.ones(n), v_threshold=thr, v_reset=np.zeros(n)))],
+              (n_in,), (n,), Semantics(1e-3))
+    x = torch.ones((5, 2, n_in))
+    ref = reference(g, x, dtype=torch.float32)
+    rec = brian2(g, x, dtype=torch.float32, input_projection="synapses")
+    flips = _float32_check_thr(rec, ref, thr)
+    assert flips > 0
+    print(f"float32 crafted: {flips} of {int(ref['if'].sum())} spikes differ, all at the threshold")
+    assert _float32_check_thr(brian2(g, x, dtype=torch.float32), ref, thr) == 0
+    assert_same(brian2(g, x.double(), input_projection="synapses"), reference(g, x.double()))
+
+
+def _float32_check_thr(rec: Recording, ref: Recording, thr: np.ndarray) -> int:
+    """Like :func:`_float32_check` for per-neuron thresholds: every flip at step 0 is within 2 ulp of them."""
+    diff = rec["if"].ne(ref["if"])
+    first = diff.reshape(diff.shape[0], -1).any(1).nonzero()
+    if not len(first):
+        return 0
+    t = int(first[0])
+    for b in range(diff.shape[1]):
+        idx = diff[t, b].nonzero().ravel()
+        v = ref.membranes["if"][t, b, idx].double()
+        th = torch.as_tensor(thr[idx.numpy()])
+        assert torch.all((v - th).abs() <= 2 * torch.finfo(torch.float32).eps * th), (v, th)
+    return int(diff.sum())
+
+
+def test_float32_mlp_differences_are_threshold_rounding():
+    case = table1_case("mnist_mlp", "lif", "zero", T=20, B=4)
+    x = case.inputs.float()
+    ref = reference(case.graph, x, dtype=torch.float32, **case.semantics)
+    rec = brian2(case.graph, x, dtype=torch.float32, input_projection="synapses", **case.semantics)
+    assert rec["lif1"].dtype == torch.bool and rec.membranes["lif1"].dtype == torch.float32
+    n = _float32_check(rec, ref, {"lif1": 0.5, "lif2": 0.5})
+    spikes = sum(int(ref[k].sum()) for k in ref.spiking_nodes)
+    print(f"float32 mnist_mlp: {n} of {spikes} spikes differ")
+    assert n <= 0.01 * spikes
+
+
+def test_float32_recurrent_and_cnn(shared_graph):
+    g = read_graph(shared_graph("braille_noDelay_bias_zero"))
+    gen = torch.Generator().manual_seed(4)
+    x = (torch.rand((60, 3, 12), generator=gen) < 0.3).float()
+    ref = reference(g, x, dtype=torch.float32)
+    n = _float32_check(brian2(g, x, dtype=torch.float32), ref, {"lif1.lif": 1.0, "lif2": 1.0})
+    g = read_graph(shared_graph("cnn_sinabs"))
+    x = _nmnist_frames(30, 2).float()
+    ref = reference(g, x, dtype=torch.float32)
+    n += _float32_check(brian2(g, x, dtype=torch.float32), ref,
+                                        {k: 1.0 for k in ("1", "3", "6", "10", "12")})
+    print(f"float32 braille + cnn_sinabs: {n} spikes differ")
+
+
+# --------------------------------------------------------------------------- targets, reuse, layout
+
+
+def test_cython_target():
+    """Compiled once (cached on disk); later runs reuse the compiled code objects with new inputs."""
+    case = next(c for c in CASES if c.name == "recurrent_lif_subtract")
+    sim = get("brian2").compile(case.graph, target="cython", **case.semantics)
+    for x in (case.inputs, case.inputs.flip(1), case.inputs.flip(0)):
+        assert_same(sim.run(x), reference(case.graph, x, **case.semantics))
+
+
+def test_cpp_standalone_target_and_build_cache(tmp_path):
+    case = next(c for c in CASES if c.name == "cubalif_zero")
+    ref = reference(case.graph, case.inputs, **case.semantics)
+    sim = get("brian2").compile(case.graph, target="cpp_standalone", **case.semantics)
+    assert_same(sim.run(case.inputs), ref)
+    binary = sim.last_build_dir / "main"
+    stamp = binary.stat().st_mtime_ns
+    # a new compile of the same graph reuses the build directory: no Brian2 code generation, no gcc
+    sim2 = get("brian2").compile(case.graph, target="cpp_standalone", **case.semantics)
+    t0 = time.perf_counter()
+    rec = sim2.run(case.inputs)
+    assert time.perf_counter() - t0 < 5.0
+    assert sim2.last_build_dir == sim.last_build_dir and binary.stat().st_mtime_ns == stamp
+    assert_same(rec, ref)
+    # other inputs, same binary
+    x2 = case.inputs.flip(0)
+    assert_same(sim2.run(x2), reference(case.graph, x2, **case.semantics))
+
+
+def test_repeated_runs_reuse_the_network_and_change_inputs():
+    case = next(c for c in CASES if c.name == "recurrent_lif_zero")
+    sim = get("brian2").compile(case.graph, target="numpy", **case.semantics)
+    for x in (case.inputs, case.inputs.flip(0), case.inputs[:, :2]):
+        assert_same(sim.run(x), reference(case.graph, x, **case.semantics))
+
+
+def test_record_subset_and_no_membranes():
+    case = next(c for c in CASES if c.name == "sumpool_flatten_affine")
+    rec = brian2(case.graph, case.inputs, record=["fc", "output"], membranes=False, **case.semantics)
+    ref = ReferenceExecutor(case.graph, **case.semantics).run(case.inputs, record=["fc", "output"], membranes=False)
+    assert set(rec.outputs) == {"fc", "output"} and not rec.membranes
+    assert torch.equal(rec["output"], ref["output"])
+    torch.testing.assert_close(rec["fc"], ref["fc"], rtol=1e-12, atol=1e-12)
+
+
+def test_layout_respects_the_synapse_budget():
+    case = table1_case("mnist_mlp", "lif", "zero", T=4, B=5)
+    sim = get("brian2").compile(case.graph, target="numpy", input_projection="synapses", max_synapses=1_000_000,
+                                **case.semantics)
+    assert isinstance(sim, Brian2Simulation)
+    layout = sim.layout(4, 5)
+    assert layout.copies == 2 and layout.rounds == 3  # 406,528 synapses per copy
+    assert_same(sim.run(case.inputs), reference(case.graph, case.inputs, **case.semantics))
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def _li_delay_graph(delay_steps: int) -> nir.NIRGraph:
+    n, dt = 4, 1e-3
+    nodes = [("fc", nir.Linear(weight=np.eye(n))),
+             ("li", nir.LI(tau=np.full(n, 0.01), r=np.ones(n), v_leak=np.zeros(n))),
+             ("delay", nir.Delay(delay=np.full(n, delay_steps * dt))),
+             ("fc2", nir.Linear(weight=np.eye(n))),
+             ("lif", nir.LIF(tau=np.full(n, 0.01), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),
+                             v_reset=np.zeros(n)))]
+    return chain(nodes, (n,), (n,), Semantics(dt))
+
+
+def test_unsupported_analog_delay_is_refused_at_compile_time():
+    with pytest.raises(UnsupportedNodeError, match=r"node 'lif'.*backend 'brian2'.*analog output of LI node 'li'"):
+        get("brian2").compile(_li_delay_graph(2), target="numpy")
+    # a zero-step delay of an analog value is fine
+    x = (torch.rand((10, 2, 4), generator=torch.Generator().manual_seed(0)) < 0.5).double() * 30
+    g = _li_delay_graph(0)
+    assert_same(brian2(g, x), reference(g, x))
+
+
+def test_spike_delay_is_a_synaptic_delay():
+    n, dt = 4, 1e-3
+    nodes = [("fc", nir.Linear(weight=np.eye(n) * 2.0)),
+             ("lif", nir.LIF(tau=np.full(n, 0.002), r=np.ones(n) * 2, v_leak=np.zeros(n), v_threshold=np.ones(n),
+                             v_reset=np.zeros(n))),
+             ("delay", nir.Delay(delay=np.array([0, 1, 2, 3]) * dt)),
+             ("fc2", nir.Affine(weight=np.full((n, n), 0.9), bias=np.full(n, 0.1))),
+             ("if", nir.IF(r=np.ones(n), v_threshold=np.ones(n), v_reset=np.zeros(n)))]
+    g = chain(nodes, (n,), (n,), Semantics(dt))
+    x = (torch.rand((30, 3, n), generator=torch.Generator().manual_seed(1)) < 0.5).double()
+    ref = reference(g, x)
+    assert_same(brian2(g, x), ref)
+    assert_same(brian2(g, x, copies=1), ref)
+
+
+def test_stateless_recurrent_loop_is_refused():
+    n = 3
+    g = chain([("a", nir.Linear(weight=np.eye(n))), ("b", nir.Linear(weight=np.eye(n) * 0.5)),
+               ("lif", nir.LIF(tau=np.full(n, 0.01), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),
+                               v_reset=np.zeros(n)))], (n,), (n,), Semantics(1e-3), extra_edges=[("b", "a")])
+    with pytest.raises(UnsupportedNodeError, match="backend 'brian2'.*only of stateless nodes"):
+        get("brian2").compile(g, target="numpy")
+
+
+def test_bad_options():
+    case = CASES[0]
+    with pytest.raises(ValueError, match="target"):
+        Brian2Backend().compile(case.graph, target="genn", **case.semantics)
+    with pytest.raises(TypeError, match="unknown option"):
+        Brian2Backend().compile(case.graph, targte="numpy", **case.semantics)
+    with pytest.raises(ValueError, match="input_projection"):
+        Brian2Backend().compile(case.graph, input_projection="spikes", **case.semantics)
