@@ -1,0 +1,119 @@
+"""The report's figures (matplotlib, Agg): Fig. 8b MAE vs T, Fig. 10 training curves, Fig. 12 t-SNE,
+Fig. 13 accuracy/cost trade-off.  Each returns PNG bytes (or ``None`` when there is nothing to plot)."""
+
+from __future__ import annotations
+
+import io
+
+PALETTE = ["#1f2937", "#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#dc2626",
+           "#a16207"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 8, "axes.spines.top": False, "axes.spines.right": False,
+                         "axes.titlesize": 9, "figure.dpi": 100})
+    return plt
+
+
+def _png(fig) -> bytes:
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def fig8_mae(mae: dict[str, dict[str, list[dict]]]) -> bytes | None:
+    """``{workload: {encoder: [{"T", "mae_mean", "mae_std"}]}}`` → MAE vs T with ±std bands."""
+    if not mae:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 3))
+    k = 0
+    for wl, per_enc in mae.items():
+        for enc, rows in per_enc.items():
+            T = [r["T"] for r in rows]
+            m = [r["mae_mean"] for r in rows]
+            s = [r["mae_std"] for r in rows]
+            ax.errorbar(T, m, yerr=s, marker="o", ms=3, capsize=2, color=PALETTE[k % 10], label=f"{wl} / {enc}")
+            k += 1
+    ax.set_xscale("log")
+    ax.set_xlabel("time window T (steps)")
+    ax.set_ylabel("MAE(pixel, count/T)")
+    ax.set_title("Fig. 8b: sampling precision loss")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def fig10_curves(curves: list[dict]) -> bytes | None:
+    """``[{"title", "series": {label: [acc per epoch]}}]`` → one panel per workload/network."""
+    if not curves:
+        return None
+    plt = _plt()
+    n = len(curves)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
+    for ax, c in zip(axes.flat, curves):
+        for k, (label, ys) in enumerate(c["series"].items()):
+            ax.plot(range(1, len(ys) + 1), [100 * y for y in ys], marker="o", ms=2, color=PALETTE[k % 10],
+                    label=label)
+        ax.set_title(c["title"])
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("train accuracy (%)")
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def fig12_tsne(panels: list[dict]) -> bytes | None:
+    """``[{"title", "labels", "embeddings": {ppl: [[x, y]]}}]`` → rows = models, columns = perplexities."""
+    panels = [p for p in panels if p.get("embeddings")]
+    if not panels:
+        return None
+    plt = _plt()
+    ppls = sorted({k for p in panels for k in p["embeddings"]}, key=float)
+    fig, axes = plt.subplots(len(panels), len(ppls), figsize=(2.8 * len(ppls), 2.6 * len(panels)), squeeze=False)
+    for r, p in enumerate(panels):
+        for c, ppl in enumerate(ppls):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            emb = p["embeddings"].get(ppl)
+            if emb is None:
+                ax.axis("off")
+                continue
+            xs, ys = zip(*emb)
+            ax.scatter(xs, ys, s=4, c=[PALETTE[int(y) % 10] for y in p["labels"][:len(xs)]], linewidths=0)
+            ax.set_title(f"{p['title']}, ppl={ppl}", fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def fig13_sweep(rows: list[dict]) -> bytes | None:
+    """``[{"T", "threshold", "accuracy", "adds"}]`` → accuracy vs #Add, one colour per ``u_th``, labelled by T."""
+    rows = [r for r in rows if r.get("accuracy") is not None and r.get("adds") is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 3))
+    ths = sorted({r["threshold"] for r in rows})
+    for k, th in enumerate(ths):
+        sel = sorted((r for r in rows if r["threshold"] == th), key=lambda r: r["T"])
+        ax.plot([r["adds"] / 1e6 for r in sel], [r["accuracy"] for r in sel], marker="o", ms=4,
+                color=PALETTE[(k + 1) % 10], label=f"u_th={th:g}")
+        for r in sel:
+            ax.annotate(f"T={r['T']}", (r["adds"] / 1e6, r["accuracy"]), fontsize=6, xytext=(3, 2),
+                        textcoords="offset points")
+    ax.set_xlabel("#Add per sample (10^6)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Fig. 13: Model-6, T x u_th")
+    ax.legend(fontsize=7)
+    return _png(fig)

@@ -1,0 +1,87 @@
+"""``reproduce`` end to end on the tiny ``test`` preset: cells, backends, costs, report, cache resume, Dask."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from snnbridge.cli import main
+from snnbridge.models.presets import PRESETS, get_preset, scale_structure
+from snnbridge.reproduce import reproduce
+from snnbridge.reproduce.paper import paper_accuracy
+from snnbridge.reproduce.runner import sweep_specs
+from snnbridge.reproduce.sweep import cell_key, run_cells
+from snnbridge.reproduce.workloads import WORKLOADS, prepare_workload
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro")
+    res = reproduce("test", None, out, scheduler="synchronous", networks=["mlp"], models=["2", "6"], progress=False)
+    return out, res
+
+
+def test_report_files_and_tables(first_run):
+    out, res = first_run
+    assert not res.failed
+    for name in ("results.json", "report.md", "report.html"):
+        assert (out / name).stat().st_size > 500
+    assert not list(out.glob(".report-*"))  # no temporary leftovers
+    doc = json.loads((out / "results.json").read_text())
+    (t4,) = doc["table4"]
+    (t5,) = doc["table5"]
+    assert (t4["workload"], t4["model"], t4["paper"]) == ("digits", "2", 98.51)
+    assert (t5["workload"], t5["model"], t5["paper"]) == ("digits-events", "6", 98.61)
+    assert 0 <= t4["accuracy"] <= 100 and t4["source"].startswith("reference")
+    assert "constrained_ann_accuracy" in t4
+    costs = {r["model"]: r for r in doc["table6"]}
+    assert costs["2"]["muls"] == 0 and costs["2"]["adds"] > 0 and costs["6"]["spikes"] is not None
+    assert costs["2"]["paper_scale"]["weights"] == 784 * 512 + 512 * 10  # Table-1 MNIST MLP, analytic
+    assert {r["backend"] for r in doc["cross_simulator"]} == {"reference"}
+    assert len(doc["sweep"]) == 2 and {r["T"] for r in doc["sweep"]} == {2, 4}
+    assert doc["tsne"] and doc["tsne"][0]["model"] == "6"
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "http" not in html.split("<body>")[1].split("Reproduction")[0]
+    for fig in ("fig8_mae.png", "fig10_curves.png", "fig12_tsne.png", "fig13_sweep.png"):
+        assert (out / "figures" / fig).exists()
+    assert "Table 6" in (out / "report.md").read_text()
+
+
+def test_rerun_reads_the_cache_and_adds_only_new_cells(first_run):
+    out, _ = first_run
+    res = reproduce("test", None, out, scheduler="synchronous", networks=["mlp"], models=["2", "5"], sweep=False,
+                    progress=False)
+    cells = {c["spec"]["model"]: c for c in res.document["cells"]}
+    assert cells["2"]["cached"] is True and cells["5"]["cached"] is False
+    assert res.document["table5"][0]["model"] == "5"
+
+
+def test_dask_local_cluster_runs_a_cell(tmp_path):
+    p = get_preset("test")
+    w = WORKLOADS["digits-events"]
+    data = prepare_workload(w, p, None, tmp_path / "cache")
+    spec = sweep_specs(w, data, p, [0])[0]
+    (r,) = run_cells([spec], tmp_path / "cache", scheduler="local", workers=1, progress=False)
+    assert "error" not in r and r["key"] == cell_key(spec) and r["cached"] is False
+    assert (tmp_path / "cache" / "cells" / f"{r['key']}.json").exists()
+    (again,) = run_cells([spec], tmp_path / "cache", scheduler="local", workers=1, progress=False)
+    assert again["cached"] is True and again["accuracy"] == r["accuracy"]
+
+
+def test_presets_and_paper_numbers():
+    assert set(PRESETS) == {"paper", "quick", "test"}
+    paper = get_preset("paper")
+    assert paper.structure("cifar10", "cnn") == "Input-64C3-AP2-128C3-128C3-AP2-256FC-10"
+    assert paper.spike("mnist", 2).T == 500 and paper.spike("nmnist", 6).threshold == 0.3
+    assert paper.train["cifar10"].optimizer == "sgd" and paper.train["cifar10"].lr_step == 35
+    assert scale_structure("Input-64C3-AP2-128C3-256FC-10", 0.25) == "Input-16C3-AP2-32C3-64FC-10"
+    assert paper_accuracy("dvs-cifar10", "cnn", "6") == 60.30 and paper_accuracy("nmnist", "cnn", "4") is None
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["reproduce", "--preset", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert main(["reproduce", "--preset", "test", "--workloads", "mnist", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'nope'" in err and "not found under --data-dir" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "report.html").exists()
