@@ -7,8 +7,6 @@ rounding case (see :func:`check_near_threshold_only`).
 
 from __future__ import annotations
 
-import functools
-
 import nir
 import numpy as np
 import pytest
@@ -16,124 +14,19 @@ import torch
 
 from snnbridge.backends import get
 from snnbridge.bridge import read_graph
-from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.graph import prepare
 from snnbridge.bridge.recording import Recording
 from snnbridge.errors import UnsupportedNodeError
 from snnbridge.models import TABLE1
-from snnbridge.validation.node_suite import chain, node_cases, table1_case
+from snnbridge.validation.node_suite import chain, node_cases
 
+from .backend_checks import PEERS, assert_same_recording, check_near_threshold_only, run_both, spikes, table1
 from .conftest import NIR_GRAPHS
 
 pytest.importorskip("snntorch")
 BACKEND = "snntorch"
 CASES = {c.name: c for c in node_cases()}
-PEERS = {  # file stem -> (semantics overrides, input shape, T, spike probability)
-    "lif_norse": ({}, (1,), 200, 0.3),
-    "cnn_sinabs": ({}, (2, 34, 34), 16, 0.15),
-    "braille_noDelay_noBias_subtract": ({"reset": "subtract"}, (12,), 100, 0.3),
-    "braille_noDelay_bias_zero": ({}, (12,), 100, 0.3),
-}
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def assert_same_recording(ref: Recording, got: Recording, exact: bool = True, rtol: float = 1e-12) -> None:
-    """Same nodes, dtypes and shapes; spikes equal at every node and step; analog values and membranes
-    equal (``exact``) or within ``rtol`` of the node's largest magnitude."""
-    assert got.order == ref.order and got.node_types == ref.node_types
-    assert set(got.outputs) == set(ref.outputs) and set(got.membranes) == set(ref.membranes)
-    for kind, a_map, b_map in (("output", ref.outputs, got.outputs), ("membrane", ref.membranes, got.membranes)):
-        for n, a in a_map.items():
-            b = b_map[n]
-            assert b.dtype == a.dtype and b.shape == a.shape, f"{kind} of {n}: {b.dtype}{tuple(b.shape)}"
-            if a.dtype == torch.bool:
-                bad = (a != b).nonzero()
-                assert bad.numel() == 0, f"{n}: {len(bad)} spikes differ, first at [t, b, ...] = {bad[0].tolist()}"
-            elif exact:
-                assert torch.equal(a, b), f"{kind} of {n}: max |diff| {(a - b).abs().max().item():.3g}"
-            else:
-                tol = rtol * max(1.0, a.abs().max().item())
-                assert (a - b).abs().max().item() <= tol, f"{kind} of {n}: max |diff| {(a - b).abs().max():.3g}"
-
-
-def check_near_threshold_only(fg, ref64: Recording, got: Recording, tol: float = 1e-4) -> int:
-    """Number of spikes in ``got`` (e.g. float32) that differ from the float64 reference ``ref64``.
-
-    Asserts that each spiking node's *first* divergence in each sample is either caused upstream (a
-    spike-valued ancestor diverged in that sample at the same or an earlier step) or is a rounding case:
-    every differing neuron's float64 membrane (Threshold: input) lies within ``tol·max(1, |θ|)`` of θ.
-    """
-    bool_nodes = [n for n in fg.order if ref64.outputs[n].dtype == torch.bool]
-    B = ref64.batch_size
-    never = ref64.steps + 1
-    first = {}
-    total = 0
-    for n in bool_nodes:
-        diff = (ref64.outputs[n] != got.outputs[n]).reshape(ref64.steps, B, -1)
-        total += int(diff.sum()) if fg.type_of(n) in sem.SPIKING_TYPES else 0
-        any_t = diff.any(-1)  # [T, B]
-        first[n] = [int(any_t[:, b].nonzero()[0]) if any_t[:, b].any() else never for b in range(B)]
-
-    def ancestors(n):
-        seen, todo = set(), list(fg.preds[n])
-        while todo:
-            p = todo.pop()
-            if p not in seen:
-                seen.add(p)
-                todo.extend(fg.preds[p])
-        return seen - {n}
-
-    for n in bool_nodes:
-        kind = fg.type_of(n)
-        if kind not in sem.SPIKING_TYPES:
-            continue
-        if kind == "Threshold":
-            v = sum(ref64.outputs[p].double() for p in fg.preds[n])
-            thr = np.asarray(fg.nodes[n].threshold, dtype=np.float64)
-        else:
-            v = ref64.membranes[n]
-            thr = fg.coefficients(n).threshold
-        thr = torch.as_tensor(np.broadcast_to(thr, fg.in_shapes[n]).copy())
-        ups = [a for a in ancestors(n) if a in first]
-        for b in range(B):
-            t0 = first[n][b]
-            if t0 == never or any(first[a][b] <= t0 for a in ups):
-                continue
-            where = (ref64.outputs[n][t0, b] != got.outputs[n][t0, b])
-            margin = (v[t0, b] - thr)[where].abs()
-            limit = tol * torch.clamp(thr.abs()[where], min=1.0)
-            assert (margin <= limit).all(), (
-                f"{n}: sample {b} first diverges at step {t0} with |v - threshold| = {margin.max().item():.3g} "
-                f"(not a near-threshold rounding case)")
-    return total
-
-
-def _spikes(shape, p: float, seed: int, T: int, B: int = 2) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand((T, B) + tuple(shape), generator=g) < p).double()
-
-
-@functools.cache
-def _table1(key: str, neuron: str) -> tuple[nir.NIRGraph, torch.Tensor, dict]:
-    """A seeded Table-1 case per structure and neuron: ``(graph, inputs [T, B, ...], semantics)``.
-
-    Kept short: the MLPs run 10 steps x 2 samples, the CNNs 4 x 1; DVS-CIFAR10's weights are scaled on
-    1 step (scaling is the costly part) and then run on 3 fresh steps of the same spike density.
-    """
-    big = key in ("cifar10_cnn", "nmnist_cnn", "dvscifar10_cnn")
-    c = table1_case(key, neuron, "zero", T=1 if key == "dvscifar10_cnn" else (4 if big else 10), B=1 if big else 2)
-    x = _spikes(c.inputs.shape[2:], 0.25, 21, 3, 1) if key == "dvscifar10_cnn" else c.inputs
-    return c.graph, x, c.semantics
-
-
-def _both(graph, inputs, semantics: dict, dtype: torch.dtype) -> tuple[Recording, Recording]:
-    """``(reference, backend)`` recordings of one run in ``dtype``."""
-    ref = ReferenceExecutor(graph, dtype=dtype, **semantics).run(inputs)
-    got = get(BACKEND).run(graph, inputs, dtype=dtype, **semantics)
-    return ref, got
 
 
 # --------------------------------------------------------------------------- node cases
@@ -142,7 +35,7 @@ def _both(graph, inputs, semantics: dict, dtype: torch.dtype) -> tuple[Recording
 @pytest.mark.parametrize("name", list(CASES))
 def test_node_case_float64_identical(name):
     c = CASES[name]
-    ref, got = _both(c.graph, c.inputs, c.semantics, torch.float64)
+    ref, got = run_both(BACKEND, c.graph, c.inputs, c.semantics, torch.float64)
     assert got.backend == BACKEND
     assert_same_recording(ref, got, exact=True)
 
@@ -150,7 +43,7 @@ def test_node_case_float64_identical(name):
 @pytest.mark.parametrize("name", list(CASES))
 def test_node_case_float32(name):
     c = CASES[name]
-    ref32, got = _both(c.graph, c.inputs, c.semantics, torch.float32)
+    ref32, got = run_both(BACKEND, c.graph, c.inputs, c.semantics, torch.float32)
     assert_same_recording(ref32, got, exact=True)  # same rounding as the reference in float32
     ref64 = ReferenceExecutor(c.graph, **c.semantics).run(c.inputs)
     check_near_threshold_only(prepare(c.graph, **c.semantics), ref64, got)
@@ -180,9 +73,9 @@ def test_float32_near_threshold_helper_accepts_rounding_and_rejects_real_differe
 @pytest.mark.parametrize("neuron", ["if", "lif"])
 @pytest.mark.parametrize("key", list(TABLE1))
 def test_table1_structures(key, neuron, reset):
-    graph, x, semantics = _table1(key, neuron)
+    graph, x, semantics = table1(key, neuron)
     semantics = dict(semantics, reset=reset)
-    ref, got = _both(graph, x, semantics, torch.float64)
+    ref, got = run_both(BACKEND, graph, x, semantics, torch.float64)
     assert_same_recording(ref, got, exact=True)
     spiking = [n for n in ref.order if ref.node_types[n] in ("IF", "LIF")]
     assert all(ref.outputs[n].any() for n in spiking), "every layer should fire"
@@ -202,8 +95,8 @@ def test_peer_graph(stem):
         pytest.skip(f"{path} not available (needs ../shared)")
     semantics, shape, T, p = PEERS[stem]
     graph = read_graph(path)
-    x = _spikes(shape, p, 7, T)
-    ref, got = _both(graph, x, semantics, torch.float64)
+    x = spikes(shape, p, 7, T)
+    ref, got = run_both(BACKEND, graph, x, semantics, torch.float64)
     assert_same_recording(ref, got, exact=True)
     assert ref.output().any()
     got32 = get(BACKEND).run(graph, x, dtype=torch.float32, **semantics)
@@ -239,7 +132,7 @@ def test_cuba_with_v_reset_and_gain():
                        v_threshold=np.full(n, 0.6), v_reset=np.linspace(-0.4, 0.1, n), w_in=np.full(n, 2.0))
     w = np.random.default_rng(3).normal(0, 1.0, (n, 4))
     g = chain([("fc", nir.Linear(weight=w)), ("cuba", cuba)], (4,), (n,))
-    x = _spikes((4,), 0.4, 11, 60, 3)
+    x = spikes((4,), 0.4, 11, 60, 3)
     ref = ReferenceExecutor(g, dt=1e-3).run(x)
     got = get(BACKEND).run(g, x, dt=1e-3)
     assert ref.spikes("cuba").sum() > 10
@@ -253,7 +146,7 @@ def test_conv1d_lif():
     lif = nir.LIF(tau=np.full((3, 5), 4e-3), r=np.full((3, 5), 2.0), v_leak=np.zeros((3, 5)),
                   v_threshold=np.full((3, 5), 0.5), v_reset=np.zeros((3, 5)))
     g = chain([("conv", conv), ("lif", lif)], (2, 10), (3, 5))
-    x = _spikes((2, 10), 0.4, 4, 30)
+    x = spikes((2, 10), 0.4, 4, 30)
     ref = ReferenceExecutor(g, dt=1e-3, reset="subtract").run(x)
     assert ref.spikes("lif").any()
     assert_same_recording(ref, get(BACKEND).run(g, x, dt=1e-3, reset="subtract"), exact=True)
@@ -277,7 +170,7 @@ def test_recording_layout_record_subset_and_rerun():
 
 def test_recurrent_graph_runs_stepwise_batched():
     c = CASES["recurrent_lif_subtract"]
-    x = _spikes((6,), 0.4, 5, 30, 4)
+    x = spikes((6,), 0.4, 5, 30, 4)
     ref = ReferenceExecutor(c.graph, **c.semantics).run(x)
     assert_same_recording(ref, get(BACKEND).run(c.graph, x, **c.semantics))
 
