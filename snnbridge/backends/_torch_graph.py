@@ -1,6 +1,6 @@
 """Shared plumbing of the torch-based adapters (snnTorch, Norse): torch layers for stateless nodes and the run loop.
 
-The loop visits nodes in exactly the order of :class:`~snnbridge.bridge.executor.ReferenceExecutor`
+The graph is walked by :func:`snnbridge.bridge.walk.run_graph`, exactly as the reference executor walks it
 (layer by layer for DAGs, step by step when the graph has recurrent edges, see
 :mod:`snnbridge.bridge.semantics`), so that every stateless layer sees tensors of
 the same shape as in the reference and performs the same floating-point operations.
@@ -19,14 +19,14 @@ from torch import nn
 
 from snnbridge.backends.base import Simulation
 from snnbridge.bridge import semantics as sem
-from snnbridge.bridge.executor import spike_valued
 from snnbridge.bridge.graph import FlatGraph
-from snnbridge.bridge.inputs import Inputs, as_input_tensors
+from snnbridge.bridge.inputs import Inputs
 from snnbridge.bridge.recording import Recording
+from snnbridge.bridge.walk import run_graph
 
 
 class NodeAdapter(ABC):
-    """One graph node on a simulator: ``step`` on ``[B, *in]`` and ``over_time`` on ``[T, B, *in]``."""
+    """One graph node on a simulator (a :class:`~snnbridge.bridge.walk.NodeRunner`)."""
 
     stateful: bool = False
     neuron: bool = False  # has a membrane to record
@@ -147,11 +147,11 @@ def torch_layer(fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.devi
     raise ValueError(f"{kind} is not a stateless layer")
 
 
-# --------------------------------------------------------------------------- the run loop
+# --------------------------------------------------------------------------- the compiled graph
 
 
 class GraphSimulation(Simulation):
-    """A compiled graph: one :class:`NodeAdapter` per node, run in the reference's order."""
+    """A compiled graph: one :class:`NodeAdapter` per node, walked exactly as the reference executor walks it."""
 
     def __init__(self, backend: str, graph: FlatGraph, dtype: torch.dtype, device: torch.device,
                  adapters: dict[str, NodeAdapter]) -> None:
@@ -163,79 +163,4 @@ class GraphSimulation(Simulation):
 
     def run(self, inputs: Inputs, record: Iterable[str] | None = None, membranes: bool = True) -> Recording:
         """Run ``inputs`` ``[T, B, *shape]`` (or a dict by input name); record every node (or ``record``)."""
-        fg = self.graph
-        xs = as_input_tensors(fg, inputs, self.dtype, self.device)
-        keep = set(fg.order) if record is None else set(record)
-        missing = keep - set(fg.order)
-        if missing:
-            raise KeyError(f"cannot record unknown node(s) {sorted(missing)}")
-        flags = _spike_flags(fg, xs, keep)
-        with torch.no_grad():
-            run = self._stepwise if fg.is_recurrent else self._layerwise
-            outs, mems = run(xs, keep, membranes)
-        outs = {k: (v > 0.5 if flags[k] else v) for k, v in outs.items()}
-        return Recording(outs, mems, {n: fg.type_of(n) for n in fg.order}, fg.semantics.dt, self.backend,
-                         list(fg.order))
-
-    def _layerwise(self, xs, keep, membranes):
-        fg = self.graph
-        consumers = {n: 0 for n in fg.order}
-        for n in fg.order:
-            for p in fg.preds[n]:
-                consumers[p] += 1
-        live: dict[str, torch.Tensor] = {}
-        outs, mems = {}, {}
-        for name in fg.order:
-            x = xs[name] if name in fg.inputs else _sum([live[p] for p in fg.preds[name]])
-            y, v = self.adapters[name].over_time(x, membranes and name in keep)
-            live[name] = y
-            for p in fg.preds[name]:
-                consumers[p] -= 1
-                if consumers[p] == 0 and p not in keep:
-                    del live[p]
-            if name in keep:
-                outs[name] = y
-                if v is not None:
-                    mems[name] = v
-        return outs, mems
-
-    def _stepwise(self, xs, keep, membranes):
-        fg = self.graph
-        T, B = next(iter(xs.values())).shape[:2]
-        states = {n: self.adapters[n].init_state(B) for n in fg.order}
-        prev = {a: torch.zeros((B,) + fg.out_shapes[a], dtype=self.dtype, device=self.device)
-                for a, _ in fg.recurrent}
-        outs: dict[str, list] = {n: [] for n in fg.order if n in keep}
-        mems: dict[str, list] = {n: [] for n in outs if membranes and self.adapters[n].neuron}
-        for t in range(T):
-            cur: dict[str, torch.Tensor] = {}
-            for name in fg.order:
-                if name in fg.inputs:
-                    x = xs[name][t]
-                else:
-                    x = _sum([prev[p] if (p, name) in fg.recurrent else cur[p] for p in fg.preds[name]])
-                y, states[name], v = self.adapters[name].step(x, states[name])
-                cur[name] = y
-                if name in outs:
-                    outs[name].append(y)
-                if name in mems:
-                    mems[name].append(v)
-            for a in prev:
-                prev[a] = cur[a]
-        return {k: torch.stack(v) for k, v in outs.items()}, {k: torch.stack(v) for k, v in mems.items()}
-
-
-def _spike_flags(fg: FlatGraph, xs: dict[str, torch.Tensor], keep: set[str]) -> dict[str, bool]:
-    """The reference's spike-valued flags; the inputs are scanned for 0/1 values only when a kept node depends on it."""
-    lo = spike_valued(fg, {k: False for k in xs})
-    hi = spike_valued(fg, {k: True for k in xs})
-    if not any(lo[n] != hi[n] for n in keep):
-        return lo
-    return spike_valued(fg, {k: bool(((v == 0) | (v == 1)).all()) for k, v in xs.items()})
-
-
-def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
-    out = xs[0]
-    for x in xs[1:]:
-        out = out + x
-    return out
+        return run_graph(self.graph, self.adapters, inputs, record, membranes, self.dtype, self.device, self.backend)

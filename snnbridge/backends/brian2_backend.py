@@ -68,10 +68,11 @@ from snnbridge.backends.brian2.build import (
 )
 from snnbridge.backends.brian2.plan import GROUP_TYPES, Plan, make_plan
 from snnbridge.bridge import semantics as sem
-from snnbridge.bridge.executor import spike_valued
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.bridge.inputs import Inputs, as_input_tensors
 from snnbridge.bridge.recording import Recording
+from snnbridge.bridge.walk import add_all as _sum
+from snnbridge.bridge.walk import spike_valued
 from snnbridge.errors import UnsupportedNodeError
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
@@ -464,13 +465,6 @@ class _PureValues:
             x = _sum([self.value(p) for p in fg.preds[name]])
             self.cache[name] = self.sim.forward(name, x)
         return self.cache[name]
-
-
-def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
-    out = xs[0]
-    for x in xs[1:]:
-        out = out + x
-    return out
 
 
 def _shift(x: torch.Tensor, steps: int) -> torch.Tensor:

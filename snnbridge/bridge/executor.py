@@ -16,28 +16,11 @@ import torch
 
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph, prepare
-from snnbridge.bridge.inputs import Inputs, as_input_tensors
+from snnbridge.bridge.inputs import Inputs
 from snnbridge.bridge.recording import Recording
+from snnbridge.bridge.walk import run_graph, spike_valued
 
-_PASS_SPIKES = ("Output", "Input", "Flatten", "Delay")
-
-
-def spike_valued(fg: FlatGraph, input_is_spikes: dict[str, bool] | None = None) -> dict[str, bool]:
-    """Which nodes emit 0/1 spikes: spiking neurons, Threshold, and pass-through nodes fed by one of them."""
-    flags: dict[str, bool] = {}
-    for name in fg.order:
-        kind = fg.type_of(name)
-        if name in fg.inputs:
-            flags[name] = bool((input_is_spikes or {}).get(name, False))
-        elif kind in sem.SPIKING_TYPES:
-            flags[name] = True
-        elif kind in _PASS_SPIKES:
-            ps = fg.preds[name]
-            flags[name] = len(ps) == 1 and flags.get(ps[0], False)
-        else:
-            flags[name] = False
-    return flags
-
+__all__ = ["ReferenceExecutor", "run_reference", "spike_valued"]
 
 class _Node:
     """One node's constants (cast once) and its step/over-time evaluation."""
@@ -68,6 +51,10 @@ class _Node:
     def stateful(self) -> bool:
         return self.coeff is not None or self.delay is not None
 
+    @property
+    def neuron(self) -> bool:
+        return self.coeff is not None
+
     def init_state(self, B: int):
         z = torch.zeros((B,) + tuple(self.shape), dtype=self.dtype, device=self.device)
         if self.coeff is not None:
@@ -77,7 +64,7 @@ class _Node:
             return [torch.zeros_like(z) for _ in range(depth)], 0
         return None
 
-    def step(self, state, x):
+    def step(self, x, state):
         """One step on ``x [B, *in]`` → ``(out, state, membrane or None)``."""
         if self.coeff is not None:
             out, state, v = sem.neuron_step(state, x, self.coeff, self.reset)
@@ -101,7 +88,7 @@ class _Node:
         state = self.init_state(B)
         outs, vs = [], []
         for t in range(T):
-            o, state, v = self.step(state, x[t])
+            o, state, v = self.step(x[t], state)
             outs.append(o)
             if want_v and v is not None:
                 vs.append(v)
@@ -153,82 +140,7 @@ class ReferenceExecutor:
             record: node names to keep (default: all).
             membranes: also keep neuron membranes (pre-reset).
         """
-        fg = self.graph
-        xs = as_input_tensors(fg, inputs, self.dtype, self.device)
-        keep = set(fg.order) if record is None else set(record)
-        missing = keep - set(fg.order)
-        if missing:
-            raise KeyError(f"cannot record unknown node(s) {sorted(missing)}")
-        input_spikes = {k: bool(((v == 0) | (v == 1)).all()) for k, v in xs.items()}
-        flags = spike_valued(fg, input_spikes)
-        with torch.no_grad():
-            if fg.is_recurrent:
-                outs, mems = self._run_stepwise(xs, keep, membranes)
-            else:
-                outs, mems = self._run_layerwise(xs, keep, membranes)
-        outs = {k: (v > 0.5 if flags[k] else v) for k, v in outs.items()}
-        return Recording(outs, mems, {n: fg.type_of(n) for n in fg.order}, fg.semantics.dt, self.name,
-                         list(fg.order))
-
-    # ----------------------------------------------------------------- orders
-    def _run_layerwise(self, xs, keep, membranes):
-        fg = self.graph
-        consumers = {n: 0 for n in fg.order}
-        for n in fg.order:
-            for p in fg.preds[n]:
-                consumers[p] += 1
-        live: dict[str, torch.Tensor] = {}
-        outs, mems = {}, {}
-        for name in fg.order:
-            node = self._nodes[name]
-            if name in fg.inputs:
-                x = xs[name]
-            else:
-                x = _sum([live[p] for p in fg.preds[name]])
-            y, v = node.over_time(x, membranes and name in keep)
-            live[name] = y
-            for p in fg.preds[name]:
-                consumers[p] -= 1
-                if consumers[p] == 0 and p not in keep:
-                    del live[p]
-            if name in keep:
-                outs[name] = y
-                if v is not None:
-                    mems[name] = v
-        return outs, mems
-
-    def _run_stepwise(self, xs, keep, membranes):
-        fg = self.graph
-        T, B = next(iter(xs.values())).shape[:2]
-        states = {n: self._nodes[n].init_state(B) for n in fg.order}
-        prev: dict[str, torch.Tensor] = {
-            a: torch.zeros((B,) + fg.out_shapes[a], dtype=self.dtype, device=self.device) for a, _ in fg.recurrent
-        }
-        outs = {n: [] for n in fg.order if n in keep}
-        mems = {n: [] for n in fg.order if n in keep and membranes and self._nodes[n].coeff is not None}
-        for t in range(T):
-            cur: dict[str, torch.Tensor] = {}
-            for name in fg.order:
-                if name in fg.inputs:
-                    x = xs[name][t]
-                else:
-                    x = _sum([prev[p] if (p, name) in fg.recurrent else cur[p] for p in fg.preds[name]])
-                y, states[name], v = self._nodes[name].step(states[name], x)
-                cur[name] = y
-                if name in outs:
-                    outs[name].append(y)
-                if name in mems:
-                    mems[name].append(v)
-            for a in prev:
-                prev[a] = cur[a]
-        return {k: torch.stack(v) for k, v in outs.items()}, {k: torch.stack(v) for k, v in mems.items()}
-
-
-def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
-    out = xs[0]
-    for x in xs[1:]:
-        out = out + x
-    return out
+        return run_graph(self.graph, self._nodes, inputs, record, membranes, self.dtype, self.device, self.name)
 
 
 def run_reference(graph, inputs: Inputs, dtype: torch.dtype = torch.float64, **kwargs) -> Recording:
