@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnbridge.backends.base import Simulation
+from snnbridge.backends.base import Backend, Simulation
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.bridge.inputs import Inputs
@@ -164,3 +164,33 @@ class GraphSimulation(Simulation):
     def run(self, inputs: Inputs, record: Iterable[str] | None = None, membranes: bool = True) -> Recording:
         """Run ``inputs`` ``[T, B, *shape]`` (or a dict by input name); record every node (or ``record``)."""
         return run_graph(self.graph, self.adapters, inputs, record, membranes, self.dtype, self.device, self.backend)
+
+
+class TorchGraphBackend(Backend):
+    """A backend whose neurons are torch modules of a simulator and whose other nodes are torch layers.
+
+    Subclasses name the adapter class for neuron nodes (``neuron_adapter``) and for Threshold nodes
+    (``threshold_adapter``), constructed as ``cls(fg, name, dtype, device)`` and ``cls(node, dtype, device)``.
+    """
+
+    neuron_adapter: type[NodeAdapter]
+    threshold_adapter: type[NodeAdapter]
+
+    def compile(self, graph, dt: float | None = None, reset: str | None = None, integration: str | None = None,
+                dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
+                **options) -> GraphSimulation:
+        """Build one adapter per node; raises :class:`UnsupportedNodeError` naming node and field."""
+        if options:
+            raise TypeError(f"unknown option(s) for backend '{self.name}': {', '.join(options)}")
+        fg = self.prepare(graph, dt, reset, integration, dtype)
+        device = torch.device(device)
+        adapters: dict[str, NodeAdapter] = {}
+        for name in fg.order:
+            kind = fg.type_of(name)
+            if kind in sem.NEURON_TYPES:
+                adapters[name] = self.neuron_adapter(fg, name, dtype, device)
+            elif kind == "Threshold":
+                adapters[name] = self.threshold_adapter(fg.nodes[name], dtype, device)
+            else:
+                adapters[name] = LayerAdapter(torch_layer(fg, name, dtype, device))
+        return GraphSimulation(self.name, fg, dtype, device, adapters)

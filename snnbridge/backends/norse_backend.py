@@ -33,15 +33,13 @@ Where Norse's defaults differ from the reference (measured with norse 1.1.0):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import nir
 import numpy as np
 import torch
 
-from snnbridge.backends._torch_graph import GraphSimulation, LayerAdapter, NeuronAdapter, torch_layer
-from snnbridge.backends.base import Backend
+from snnbridge.backends._torch_graph import LayerAdapter, NeuronAdapter, TorchGraphBackend
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
@@ -221,29 +219,12 @@ class ThresholdNode(LayerAdapter):
         super().__init__(lambda x: heaviside(x - thr))
 
 
-class NorseBackend(Backend):
+class NorseBackend(TorchGraphBackend):
     """Run NIR graphs on Norse, following the reference semantics (see the module docstring)."""
 
     name = "norse"
     requires = ("norse", "torch")
     pip = "pip install 'snnbridge[norse]'"
     supported_nodes = SUPPORTED
-
-    def compile(self, graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = None,
-                reset: str | None = None, integration: str | None = None, dtype: torch.dtype = torch.float64,
-                device: str | torch.device = "cpu", **options) -> GraphSimulation:
-        """Build one Norse cell (or torch layer) per node; raises :class:`UnsupportedNodeError` naming the node."""
-        if options:
-            raise TypeError(f"unknown option(s) for backend 'norse': {', '.join(options)}")
-        fg = self.prepare(graph, dt, reset, integration, dtype)
-        device = torch.device(device)
-        adapters = {}
-        for name in fg.order:
-            kind = fg.type_of(name)
-            if kind in sem.NEURON_TYPES:
-                adapters[name] = NorseNeuron(fg, name, dtype, device)
-            elif kind == "Threshold":
-                adapters[name] = ThresholdNode(fg.nodes[name], dtype, device)
-            else:
-                adapters[name] = LayerAdapter(torch_layer(fg, name, dtype, device))
-        return GraphSimulation(self.name, fg, dtype, device, adapters)
+    neuron_adapter = NorseNeuron
+    threshold_adapter = ThresholdNode

@@ -34,14 +34,12 @@ every step rounds exactly as the reference: float64 and float32 results are bit-
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import nir
 import numpy as np
 import torch
 
-from snnbridge.backends._torch_graph import GraphSimulation, LayerAdapter, NeuronAdapter, torch_layer
-from snnbridge.backends.base import Backend
+from snnbridge.backends._torch_graph import NeuronAdapter, TorchGraphBackend
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
@@ -177,29 +175,12 @@ class ThresholdNode(NeuronAdapter):
         return self.cell(x, None)[0], None  # stateless: all T·B frames in one call
 
 
-class SnnTorchBackend(Backend):
+class SnnTorchBackend(TorchGraphBackend):
     """Run NIR graphs on snnTorch, following the reference semantics (see the module docstring)."""
 
     name = "snntorch"
     requires = ("snntorch", "torch")
     pip = "pip install 'snnbridge[snntorch]'"
     supported_nodes = SUPPORTED
-
-    def compile(self, graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = None,
-                reset: str | None = None, integration: str | None = None, dtype: torch.dtype = torch.float64,
-                device: str | torch.device = "cpu", **options) -> GraphSimulation:
-        """Build one snnTorch module per node; raises :class:`UnsupportedNodeError` naming node and field."""
-        if options:
-            raise TypeError(f"unknown option(s) for backend 'snntorch': {', '.join(options)}")
-        fg = self.prepare(graph, dt, reset, integration, dtype)
-        device = torch.device(device)
-        adapters = {}
-        for name in fg.order:
-            kind = fg.type_of(name)
-            if kind in sem.NEURON_TYPES:
-                adapters[name] = SnnTorchNeuron(fg, name, dtype, device)
-            elif kind == "Threshold":
-                adapters[name] = ThresholdNode(fg.nodes[name], dtype, device)
-            else:
-                adapters[name] = LayerAdapter(torch_layer(fg, name, dtype, device))
-        return GraphSimulation(self.name, fg, dtype, device, adapters)
+    neuron_adapter = SnnTorchNeuron
+    threshold_adapter = ThresholdNode
