@@ -42,7 +42,7 @@ def test_report_files_and_tables(first_run):
     assert len(doc["sweep"]) == 2 and {r["T"] for r in doc["sweep"]} == {2, 4}
     assert doc["tsne"] and doc["tsne"][0]["model"] == "6"
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "http" not in html.split("<body>")[1].split("Reproduction")[0]
+    assert "data:image/png;base64," in html and "<link" not in html and "src='http" not in html  # self-contained
     for fig in ("fig8_mae.png", "fig10_curves.png", "fig12_tsne.png", "fig13_sweep.png"):
         assert (out / "figures" / fig).exists()
     assert "Table 6" in (out / "report.md").read_text()

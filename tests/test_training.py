@@ -91,3 +91,4 @@ def test_init_firing_wakes_a_silent_cnn():
     with torch.no_grad():
         net(x, record=True)
     assert 0.05 <= float(net.records["lif2"].mean()) <= 0.3  # the pooling neurons fire
+

@@ -105,30 +105,6 @@ def init_firing(network: Network, inputs: torch.Tensor, low: float = 0.05, high:
     return rates
 
 
-def init_lsuv(network: Network, inputs: torch.Tensor, target_std: float = 1.0) -> dict[str, float]:
-    """Data-based initialisation of an ANN (LSUV, Mishkin & Matas 2016, without the orthogonal step):
-    rescale each hidden weighted layer (in order) so that its output has standard deviation ``target_std`` on
-    ``inputs [B, ...]`` (the classifier keeps its initialisation).
-
-    Sparse inputs (binary event images) otherwise start the MSE-trained ReLU networks with vanishing
-    activations, and they can stay at chance for many epochs.  Returns the output std per layer before
-    rescaling; biases are left as initialised.
-    """
-    if network.is_snn:
-        return {}
-    before: dict[str, float] = {}
-    weighted = [syn for syn, _ in network.plan if hasattr(network.synapses[syn], "weight")]
-    with torch.no_grad():
-        for syn in weighted[:-1]:
-            mod = network.synapses[syn]
-            network(inputs.to(torch.float32), record=True)
-            std = float(network.records[syn].std())
-            before[syn] = std
-            if std > 0:
-                mod.weight.mul_(target_std / std)
-    return before
-
-
 def _plain(v):
     if isinstance(v, (int, float, str, type(None))):
         return v

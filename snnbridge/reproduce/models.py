@@ -75,7 +75,8 @@ def run_model(spec: dict, cell_dir: str | Path, progress: bool = False) -> dict:
     workload), ``model``, ``network``, ``structure``, ``train`` (TrainSettings dict), ``spike`` (SpikeSettings
     dict or None), ``seed``, ``data`` (prepared workload path), ``frame_window_us``, ``calib_samples``,
     ``backends``, ``backend_limits``, ``tsne_samples``, ``tsne_perplexities``, optional ``device`` (training
-    only; evaluation runs the NIR graph on the CPU backends).  Files go to ``cell_dir``
+    only; evaluation runs the NIR graph on the CPU backends).  ANNs start from PyTorch's default
+    initialisation, SNNs from it rescaled by :func:`~snnbridge.models.training.init_firing`.  Files go to ``cell_dir``
     (``train.ckpt`` — resumed when present —, ``model.pt``, ``model.nir``)."""
     t_start = time.perf_counter()
     cell = Path(cell_dir)

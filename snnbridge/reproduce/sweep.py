@@ -41,17 +41,20 @@ def run_cell(spec: dict, cache: str, threads: int = 1) -> dict:
 
     from snnbridge.reproduce.models import run_model
 
-    torch.set_num_threads(max(1, int(threads)))
     key = cell_key(spec)
     cells = Path(cache) / "cells"
     done = cells / f"{key}.json"
     if done.exists():
         return {**json.loads(done.read_text()), "cached": True}
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
     try:
         res = run_model(spec, cells / key)
     except Exception as e:  # noqa: BLE001 - reported per cell, never cached
         return {"key": key, "spec": spec, "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(limit=6)}
+    finally:
+        torch.set_num_threads(before)
     res = {"key": key, "spec": spec, **res}
     cells.mkdir(parents=True, exist_ok=True)
     _write_json(done, res)
