@@ -60,7 +60,7 @@ def _paper_scale(paper: str, network: str, model: str, structure: str) -> dict |
 
 
 def build_document(preset: Preset, workloads: list[Workload], data_paths: dict[str, Path], results: list[dict],
-                   backends: tuple[str, ...], data_dir, seconds: float, run: dict) -> dict:
+                   backends: tuple[str, ...], data_dir: str | Path | None, seconds: float, run: dict) -> dict:
     """Everything the report shows, as one JSON-able document."""
     from snnbridge.backends import status
     from snnbridge.models.encoders import sampling_mae
@@ -229,6 +229,7 @@ def _figures(doc: dict) -> dict[str, bytes]:
 
 
 def markdown(doc: dict, figs: dict[str, bytes]) -> str:
+    """The report as Markdown (figures linked from ``figures/``)."""
     parts = ["# Reproduction of Deng et al. 2020 (Tables 4-6, Figs. 8/10/12/13)", "", *_intro(doc), ""]
     for title, head, rows in _acc_tables(doc):
         parts += [f"## {title}", "", _md_table(head, rows) if rows else "_no cells_", ""]
@@ -247,6 +248,7 @@ code{background:#f3f4f6;padding:0 3px}img{max-width:100%}.bad{color:#b91c1c}"""
 
 
 def html_page(doc: dict, figs: dict[str, bytes]) -> str:
+    """The report as one self-contained HTML page (inline CSS, figures as data URIs)."""
     e = html.escape
     body = ["<h1>Reproduction of Deng et al. 2020 (Tables 4-6, Figs. 8/10/12/13)</h1>"]
     body += [f"<p>{e(line).replace('**', '')}</p>" for line in _intro(doc)]
