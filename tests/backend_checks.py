@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import nir
 import numpy as np
+import pytest
 import torch
 
 from snnbridge.backends import get
+from snnbridge.bridge import read_graph
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.executor import ReferenceExecutor
+from snnbridge.bridge.graph import prepare
 from snnbridge.bridge.recording import Recording
 from snnbridge.validation.node_suite import table1_case
 
@@ -116,3 +120,33 @@ def run_both(backend: str, graph, inputs, semantics: dict, dtype: torch.dtype) -
     ref = ReferenceExecutor(graph, dtype=dtype, **semantics).run(inputs)
     got = get(backend).run(graph, inputs, dtype=dtype, **semantics)
     return ref, got
+
+
+def check_table1(backend: str, key: str, neuron: str, reset: str, exact: bool, rtol: float = 1e-12) -> None:
+    """A Table-1 structure on ``backend`` equals the reference in float64 (every layer fires); under
+    ``subtract`` also float32, whose flips must be near-threshold and at most 1 % of the spike trains."""
+    graph, x, semantics = table1(key, neuron)
+    semantics = dict(semantics, reset=reset)
+    ref, got = run_both(backend, graph, x, semantics, torch.float64)
+    assert_same_recording(ref, got, exact=exact, rtol=rtol)
+    spiking = [n for n in ref.order if ref.node_types[n] in ("IF", "LIF")]
+    assert all(ref.outputs[n].any() for n in spiking), "every layer should fire"
+    if reset == "subtract":  # float32 once per structure and neuron (the node cases cover every reset mode)
+        got32 = get(backend).run(graph, x, dtype=torch.float32, **semantics)
+        n32 = check_near_threshold_only(prepare(graph, **semantics), ref, got32)
+        assert n32 <= 0.01 * sum(int(ref.outputs[n].numel()) for n in spiking)
+
+
+def check_peer_graph(backend: str, graphs: Path, stem: str, exact: bool, rtol: float = 1e-12) -> None:
+    """A real graph of ``../shared/nir-graphs`` on ``backend``: float64 equal, float32 near-threshold only."""
+    path = graphs / f"{stem}.nir"
+    if not path.exists():
+        pytest.skip(f"{path} not available (needs ../shared)")
+    semantics, shape, T, p = PEERS[stem]
+    graph = read_graph(path)
+    x = spikes(shape, p, 7, T)
+    ref, got = run_both(backend, graph, x, semantics, torch.float64)
+    assert_same_recording(ref, got, exact=exact, rtol=rtol)
+    assert ref.output().any()
+    got32 = get(backend).run(graph, x, dtype=torch.float32, **semantics)
+    check_near_threshold_only(prepare(graph, **semantics), ref, got32)

@@ -15,14 +15,21 @@ import pytest
 import torch
 
 from snnbridge.backends import get
-from snnbridge.bridge import read_graph
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.graph import prepare
 from snnbridge.errors import UnsupportedNodeError
 from snnbridge.models import TABLE1
 from snnbridge.validation.node_suite import chain, node_cases
 
-from .backend_checks import PEERS, assert_same_recording, check_near_threshold_only, run_both, spikes, table1
+from .backend_checks import (
+    PEERS,
+    assert_same_recording,
+    check_near_threshold_only,
+    check_peer_graph,
+    check_table1,
+    run_both,
+    spikes,
+)
 from .conftest import NIR_GRAPHS
 
 pytest.importorskip("norse")
@@ -70,16 +77,7 @@ def test_integrators_and_dyadic_cases_are_bit_identical(name):
 @pytest.mark.parametrize("neuron", ["if", "lif"])
 @pytest.mark.parametrize("key", list(TABLE1))
 def test_table1_structures(key, neuron, reset):
-    graph, x, semantics = table1(key, neuron)
-    semantics = dict(semantics, reset=reset)
-    ref, got = run_both(BACKEND, graph, x, semantics, torch.float64)
-    assert_same_recording(ref, got, exact=neuron == "if", rtol=RTOL)
-    spiking = [n for n in ref.order if ref.node_types[n] in ("IF", "LIF")]
-    assert all(ref.outputs[n].any() for n in spiking), "every layer should fire"
-    if reset == "subtract":  # float32 once per structure and neuron (the node cases cover every reset mode)
-        got32 = get(BACKEND).run(graph, x, dtype=torch.float32, **semantics)
-        n32 = check_near_threshold_only(prepare(graph, **semantics), ref, got32)
-        assert n32 <= 0.01 * sum(int(ref.outputs[n].numel()) for n in spiking)
+    check_table1(BACKEND, key, neuron, reset, exact=neuron == "if", rtol=RTOL)
 
 
 # --------------------------------------------------------------------------- peer graphs
@@ -87,17 +85,7 @@ def test_table1_structures(key, neuron, reset):
 
 @pytest.mark.parametrize("stem", list(PEERS))
 def test_peer_graph(stem):
-    path = NIR_GRAPHS / f"{stem}.nir"
-    if not path.exists():
-        pytest.skip(f"{path} not available (needs ../shared)")
-    semantics, shape, T, p = PEERS[stem]
-    graph = read_graph(path)
-    x = spikes(shape, p, 7, T)
-    ref, got = run_both(BACKEND, graph, x, semantics, torch.float64)
-    assert_same_recording(ref, got, exact=stem == "cnn_sinabs", rtol=RTOL)
-    assert ref.output().any()
-    got32 = get(BACKEND).run(graph, x, dtype=torch.float32, **semantics)
-    check_near_threshold_only(prepare(graph, **semantics), ref, got32)
+    check_peer_graph(BACKEND, NIR_GRAPHS, stem, exact=stem == "cnn_sinabs", rtol=RTOL)
 
 
 # --------------------------------------------------------------------------- the modules are Norse's own
