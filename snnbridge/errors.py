@@ -44,3 +44,16 @@ class UnsupportedNodeError(GraphError):
 
 class BackendUnavailableError(SnnBridgeError):
     """A backend's simulator package is not installed."""
+
+
+class NativeModelError(SnnBridgeError):
+    """A native simulator model (a torch module, a Brian2 network) cannot be imported: the message names the
+    layer's path and class (``layer '3' (snntorch.Alpha)``) and why."""
+
+    def __init__(self, message: str, layer: str | None = None, cls: str | None = None) -> None:
+        where = ""
+        if layer is not None:
+            where = f"layer '{layer}'" + (f" ({cls})" if cls else "")
+        super().__init__(f"{where}: {message}" if where else message)
+        self.layer = layer
+        self.cls = cls

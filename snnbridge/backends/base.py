@@ -25,7 +25,7 @@ from snnbridge.bridge.graph import FlatGraph, prepare
 from snnbridge.bridge.inputs import Inputs
 from snnbridge.bridge.io import read_graph
 from snnbridge.bridge.recording import Recording
-from snnbridge.errors import BackendUnavailableError, UnsupportedNodeError
+from snnbridge.errors import BackendUnavailableError, NativeModelError, UnsupportedNodeError
 
 
 class Simulation(ABC):
@@ -98,6 +98,27 @@ class Backend(ABC):
                 reset: str | None = None, integration: str | None = None,
                 dtype: torch.dtype = torch.float64, **options) -> Simulation:
         """Compile ``graph``; ``dt``/``reset``/``integration`` override its metadata."""
+
+    # ------------------------------------------------------------- native models (see docs/native.md)
+    def from_native(self, module, input_shape, dt: float = 1e-3) -> nir.NIRGraph:
+        """A NIR graph (with snnbridge metadata) that steps exactly as the simulator's own ``module`` does.
+
+        ``input_shape`` is per sample (no time, no batch).  Raises :class:`~snnbridge.errors.NativeModelError`
+        naming the layer path and class for anything it cannot carry over faithfully.
+        """
+        raise NativeModelError(f"backend '{self.name}' does not import native models")
+
+    def to_native(self, graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = None, **options):
+        """The simulator's own object (a trainable ``torch.nn.Module``, a ``brian2.Network``) realising ``graph``."""
+        raise NativeModelError(f"backend '{self.name}' does not export native models")
+
+    def run_native(self, module, inputs: Inputs, dtype: torch.dtype = torch.float64) -> Recording:
+        """Run a native ``module`` as its library runs it on ``inputs`` ``[T, B, *input_shape]``.
+
+        Returns a :class:`Recording` of every spiking layer (and the output), keyed by the node names
+        :meth:`from_native` gives the same module, so it compares node by node with any backend.
+        """
+        raise NativeModelError(f"backend '{self.name}' does not run native models")
 
     def run(self, graph, inputs: Inputs, dt: float | None = None, reset: str | None = None,
             integration: str | None = None, dtype: torch.dtype = torch.float64, **options) -> Recording:

@@ -22,6 +22,15 @@ from snnbridge.bridge.walk import run_graph, spike_valued
 
 __all__ = ["ReferenceExecutor", "run_reference", "spike_valued"]
 
+def initial_state(zeros: torch.Tensor, c: sem.TensorCoefficients, options: sem.NeuronOptions) -> sem.NeuronState:
+    """A neuron node's state before step 0 (``[B, *shape]``): ``v_init`` / ``i_init`` from its options, else 0."""
+
+    def start(init):
+        return zeros.clone() if init is None else zeros + torch.as_tensor(init, dtype=zeros.dtype, device=zeros.device)
+
+    return sem.NeuronState(start(options.v_init), start(options.i_init) if c.syn_decay is not None else None)
+
+
 class _Node:
     """One node's constants (cast once) and its step/over-time evaluation."""
 
@@ -31,6 +40,7 @@ class _Node:
         self.kind = fg.type_of(name)
         self.shape = fg.in_shapes[name]
         self.reset = fg.node_reset[name]
+        self.options = fg.options(name) if self.kind in sem.NEURON_TYPES else None
         self.params = {}
         for p in ("weight", "bias", "scale", "threshold"):
             v = getattr(self.node, p, None)
@@ -58,7 +68,7 @@ class _Node:
     def init_state(self, B: int):
         z = torch.zeros((B,) + tuple(self.shape), dtype=self.dtype, device=self.device)
         if self.coeff is not None:
-            return sem.NeuronState(z, z.clone() if self.coeff.syn_decay is not None else None)
+            return initial_state(z, self.coeff, self.options)
         if self.delay is not None:
             depth = int(self.delay.max()) + 1
             return [torch.zeros_like(z) for _ in range(depth)], 0
@@ -67,8 +77,9 @@ class _Node:
     def step(self, x, state):
         """One step on ``x [B, *in]`` → ``(out, state, membrane or None)``."""
         if self.coeff is not None:
-            out, state, v = sem.neuron_step(state, x, self.coeff, self.reset)
-            return out, state, v
+            o = self.options
+            return sem.neuron_step(state, x, self.coeff, o.reset, timing=o.reset_timing,
+                                   zero_target=o.zero_reset_target)
         if self.delay is not None:
             buf, ptr = state
             depth = len(buf)

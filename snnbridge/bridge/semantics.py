@@ -41,6 +41,32 @@ across time):
 
   This is the paper's Eq. (4) (``u[t] = k·u[t-1]·(1-o[t-1]) + W·x[t]``) and
   Norse's order; snnTorch reproduces it with ``reset_delay=False``.
+* **Reset timing** (per node, default ``immediate``; see :data:`RESET_TIMINGS`).  What a
+  library's native neuron does, written down so that every backend can realise it:
+
+  - ``immediate``: the rule above (Norse, the paper, snnTorch's adapters here);
+  - ``delayed`` (snnTorch's default ``reset_delay=True``): the reset is decided from the
+    *previous* step's membrane ``r[t] = H(v[t-1] - θ)`` and applied while integrating the new
+    step: ``subtract``: ``v[t] = (decay·v[t-1] + drive) - r[t]·θ``; ``zero`` with
+    ``zero_reset_target="state"`` (snnTorch ``Leaky``): ``v[t] = decay·(v[t-1]·(1-r[t])) + drive``;
+    with ``zero_reset_target="membrane"`` (``Synaptic``, ``RLeaky``, ``RSynaptic``):
+    ``v[t] = u - u·r[t]`` where ``u = decay·v[t-1] + drive`` (the step's input is dropped).
+    The carried state is ``v[t]`` itself (no reset after the spike);
+  - ``immediate_rechecked`` (snnTorch's ``reset_delay=False``): ``v[t]`` as for ``delayed``
+    (``r[t]`` from the carried, already reset state), then
+    ``s[t] = H(v[t] - θ)`` and the carried state is ``v[t] - (s[t] - r[t])·θ`` (subtract) or
+    ``v[t] - (s[t] - r[t])·v[t]`` (zero).  A residual still above threshold after a
+    subtract reset is subtracted again at the next step, which suppresses that step's spike.
+
+  ``delayed`` and ``immediate_rechecked`` zero resets need ``v_reset = 0`` (snnTorch has no
+  ``v_reset``).
+* **Initial state** (per node): ``v[-1] = v_init`` and ``i[-1] = i_init`` (default 0; Norse's
+  cells start at ``v_leak``).
+* **Pinned coefficients.** A neuron node may carry its exact discrete constants (``decay``,
+  ``gain``, ``bias``, ``syn_decay``, ``syn_gain``) together with the ``coefficients_dt`` they
+  hold for (a model imported from snnTorch has ``beta`` itself, not ``1 - dt/tau``, which
+  rounds differently).  At that dt they replace the values computed from ``tau``/``r``/
+  ``v_leak`` (which must agree with them to 1e-9); at any other dt they are ignored.
 * **Recorded membrane** is the value compared with the threshold (after
   integration, before reset).
 * **Propagation.** Within a step, values cross every feed-forward edge with no
@@ -68,6 +94,12 @@ import torch
 import torch.nn.functional as F
 
 RESET_MODES = ("zero", "subtract", "none")
+RESET_TIMINGS = ("immediate", "delayed", "immediate_rechecked")
+"""When a reset takes effect: same step (reference), snnTorch ``reset_delay=True``, snnTorch ``reset_delay=False``."""
+ZERO_RESET_TARGETS = ("state", "membrane")
+"""What a delayed zero reset clears: the carried state (``Leaky``) or the new membrane (``Synaptic``, ``RLeaky``)."""
+PINNED_KEYS = ("decay", "gain", "bias", "syn_decay", "syn_gain")
+"""Node metadata keys that pin a neuron node's discrete constants (valid at ``coefficients_dt``)."""
 INTEGRATIONS = ("euler", "exact")
 DEFAULT_DT = 1e-4
 """dt (seconds) assumed for graphs that carry no snnbridge metadata (the NIR paper's dt)."""
@@ -108,6 +140,49 @@ class Semantics:
             raise ValueError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"integration must be one of {INTEGRATIONS}, got {self.integration!r}")
+
+
+@dataclass(frozen=True)
+class NeuronOptions:
+    """Per-node step options NIR cannot express (kept in the node's metadata).
+
+    Attributes:
+        reset: ``zero`` | ``subtract`` | ``none``.
+        reset_timing: one of :data:`RESET_TIMINGS` (default ``immediate``).
+        zero_reset_target: one of :data:`ZERO_RESET_TARGETS`; only used by delayed zero resets.
+        v_init / i_init: initial membrane / synaptic current (float64, broadcastable to the node shape).
+    """
+
+    reset: str = DEFAULT_RESET
+    reset_timing: str = "immediate"
+    zero_reset_target: str = "state"
+    v_init: np.ndarray | None = None
+    i_init: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.reset not in RESET_MODES:
+            raise ValueError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
+        if self.reset_timing not in RESET_TIMINGS:
+            raise ValueError(f"reset_timing must be one of {RESET_TIMINGS}, got {self.reset_timing!r}")
+        if self.zero_reset_target not in ZERO_RESET_TARGETS:
+            raise ValueError(f"zero_reset_target must be one of {ZERO_RESET_TARGETS}, got {self.zero_reset_target!r}")
+
+    @property
+    def default_timing(self) -> bool:
+        return self.reset_timing == "immediate" or self.reset == "none"
+
+    def metadata(self) -> dict:
+        """The node-metadata keys that record these options (defaults left out)."""
+        out: dict = {"reset": self.reset}
+        if self.reset_timing != "immediate":
+            out["reset_timing"] = self.reset_timing
+            if self.reset == "zero":
+                out["zero_reset_target"] = self.zero_reset_target
+        if self.v_init is not None:
+            out["v_init"] = np.asarray(self.v_init, dtype=np.float64)
+        if self.i_init is not None:
+            out["i_init"] = np.asarray(self.i_init, dtype=np.float64)
+        return out
 
 
 # --------------------------------------------------------------------------- coefficients
@@ -159,8 +234,31 @@ def _f64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def pinned_coefficients(node, dt: float) -> dict[str, np.ndarray]:
+    """The node's pinned discrete constants (``PINNED_KEYS`` in its metadata) when they hold for ``dt``, else ``{}``."""
+    meta = getattr(node, "metadata", None) or {}
+    at = meta.get("coefficients_dt")
+    if at is None or float(np.asarray(at)) != float(dt):
+        return {}
+    return {k: _f64(meta[k]) for k in PINNED_KEYS if k in meta}
+
+
 def neuron_coefficients(node, sem: Semantics) -> NeuronCoefficients:
-    """Discrete-time constants of a NIR neuron node (LIF, IF, CubaLIF, LI, I, CubaLI)."""
+    """Discrete-time constants of a NIR neuron node (LIF, IF, CubaLIF, LI, I, CubaLI).
+
+    Computed from the node's continuous parameters for ``sem``; pinned constants in the node's metadata
+    (see :func:`pinned_coefficients`) replace them at the dt they were pinned for.
+    """
+    c = _computed_coefficients(node, sem)
+    pinned = pinned_coefficients(node, sem.dt)
+    if not pinned:
+        return c
+    from dataclasses import replace
+
+    return replace(c, **{k: v for k, v in pinned.items() if getattr(c, k) is not None})
+
+
+def _computed_coefficients(node, sem: Semantics) -> NeuronCoefficients:
     kind = type(node).__name__
     one = np.ones(1)
     zero = np.zeros(1)
@@ -240,23 +338,60 @@ def neuron_step(
     c: "TensorCoefficients",
     reset_mode: str,
     spike_fn: SpikeFn = heaviside,
+    timing: str = "immediate",
+    zero_target: str = "state",
 ) -> tuple[torch.Tensor, NeuronState, torch.Tensor]:
     """Advance one neuron node by one step.
 
     Returns ``(output, new_state, v)`` where ``output`` is the spike tensor
     (spiking nodes) or the membrane (LI, I, CubaLI) and ``v`` is the membrane
-    compared with the threshold (before reset).
+    compared with the threshold (before reset).  ``timing`` and ``zero_target``
+    select the reset timing (:data:`RESET_TIMINGS`, :data:`ZERO_RESET_TARGETS`).
     """
     i_new = None
     drive = x
     if c.syn_decay is not None:
         i_new = integrate(state.i, x, c.syn_decay, c.syn_gain, 0.0)
         drive = i_new
-    v = integrate(state.v, drive, c.decay, c.gain, c.bias)
-    if c.threshold is None:
-        return v, NeuronState(v, i_new), v
+    if c.threshold is None or timing == "immediate" or reset_mode == "none":
+        v = integrate(state.v, drive, c.decay, c.gain, c.bias)
+        if c.threshold is None:
+            return v, NeuronState(v, i_new), v
+        s = fire(v, c.threshold, spike_fn)
+        return s, NeuronState(reset(v, s, reset_mode, c.threshold, c.v_reset), i_new), v
+    v, r = delayed_integrate(state.v, drive, c, reset_mode, zero_target)
     s = fire(v, c.threshold, spike_fn)
-    return s, NeuronState(reset(v, s, reset_mode, c.threshold, c.v_reset), i_new), v
+    if timing == "delayed":
+        return s, NeuronState(v, i_new), v
+    return s, NeuronState(recheck_reset(v, s, r, reset_mode, c.threshold), i_new), v
+
+
+def delayed_integrate(v_prev: torch.Tensor, drive: torch.Tensor, c: "TensorCoefficients", reset_mode: str,
+                      zero_target: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integration with a reset decided from the carried state: ``(v, r)`` with ``r = H(v_prev - θ)`` (no gradient).
+
+    ``subtract``: ``v = (decay·v_prev + (gain·drive + bias)) - r·θ``; ``zero`` on the ``state``:
+    ``v = decay·(v_prev·(1-r)) + (gain·drive + bias)``; ``zero`` on the ``membrane``: ``v = u - u·r``.
+    """
+    r = heaviside(v_prev - c.threshold).detach()
+    if reset_mode == "zero" and zero_target == "state":
+        return integrate(v_prev * (1 - r), drive, c.decay, c.gain, c.bias), r
+    u = integrate(v_prev, drive, c.decay, c.gain, c.bias)
+    if reset_mode == "subtract":
+        return u - r * c.threshold, r
+    if reset_mode == "zero":
+        return u - u * r, r
+    return u, r
+
+
+def recheck_reset(v: torch.Tensor, s: torch.Tensor, r: torch.Tensor, reset_mode: str, threshold) -> torch.Tensor:
+    """The carried state after snnTorch's ``reset_delay=False`` reset: ``v - (s - r)·θ`` or ``v - (s - r)·v``."""
+    d = s - r  # the spike keeps its surrogate gradient, as in snnTorch
+    if reset_mode == "subtract":
+        return v - d * threshold
+    if reset_mode == "zero":
+        return v - d * v
+    return v
 
 
 @dataclass(frozen=True)
