@@ -16,7 +16,7 @@ from snnbridge.backends import get
 from snnbridge.bridge import read_graph
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.graph import prepare
-from snnbridge.errors import UnsupportedNodeError
+from snnbridge.errors import GraphError, UnsupportedNodeError
 from snnbridge.models import TABLE1
 from snnbridge.validation.node_suite import chain, node_cases
 
@@ -157,7 +157,8 @@ def test_negative_euler_decay_is_refused():
     g = chain([("fc", nir.Linear(weight=np.eye(3))),
                ("lif", nir.LIF(tau=np.full(3, 5e-4), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)))],
               (3,), (3,))
-    with pytest.raises(UnsupportedNodeError, match=r"node 'lif', field 'tau'.*clamps beta"):
+    # refused for every backend alike by prepare() (snnTorch would clamp beta to [0, 1])
+    with pytest.raises(GraphError, match=r"node 'lif', field 'tau'.*decay of -1.*\[0, 1\]"):
         get(BACKEND).compile(g, dt=1e-3)
     get(BACKEND).compile(g, dt=1e-3, integration="exact")  # exp(-dt/tau) is in (0, 1)
 
