@@ -4,7 +4,7 @@ Built in: ``reference``, ``snntorch``, ``norse``, ``brian2`` and the audit modes
 ``snntorch-upstream`` / ``norse-upstream`` (the simulators' own NIR importers, as a user would call them).
 """
 
-from snnbridge.backends.base import Backend, Simulation, get, names, register, status
+from snnbridge.backends.base import Backend, Simulation, get, names, native_library, register, status
 
 
 def _lazy(module: str, cls: str):
@@ -23,4 +23,4 @@ register("brian2", _lazy("snnbridge.backends.brian2_backend", "Brian2Backend"))
 register("snntorch-upstream", _lazy("snnbridge.backends.upstream", "SnnTorchUpstream"))
 register("norse-upstream", _lazy("snnbridge.backends.upstream", "NorseUpstream"))
 
-__all__ = ["Backend", "Simulation", "get", "names", "register", "status"]
+__all__ = ["Backend", "Simulation", "get", "names", "native_library", "register", "status"]

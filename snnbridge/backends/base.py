@@ -160,6 +160,25 @@ def get(name: str) -> Backend:
     return backend
 
 
+def native_library(module) -> str:
+    """Which backend's library a native model belongs to (``"snntorch"`` or ``"norse"``), from its layers' classes.
+
+    Raises :class:`NativeModelError` when no layer comes from a supported library, or layers from both do.
+    """
+    libs = set()
+    mods = module.modules() if hasattr(module, "modules") else [module]
+    for mod in mods:
+        for cls in type(mod).__mro__:  # subclasses of a library's layers count as that library's
+            root = cls.__module__.split(".")[0]
+            if root in ("snntorch", "norse"):
+                libs.add(root)
+    if len(libs) != 1:
+        found = ", ".join(sorted(libs)) or "none"
+        raise NativeModelError(f"cannot tell which library {type(module).__name__} belongs to (layers from: "
+                               f"{found}); pass it to backends.get('snntorch' or 'norse') directly")
+    return libs.pop()
+
+
 def status() -> dict[str, str]:
     """``name -> "available"`` or the install hint, for every registered backend."""
     out = {}

@@ -78,7 +78,7 @@ class _Node:
         """One step on ``x [B, *in]`` → ``(out, state, membrane or None)``."""
         if self.coeff is not None:
             o = self.options
-            return sem.neuron_step(state, x, self.coeff, o.reset, timing=o.reset_timing,
+            return sem.neuron_step(state, x, self.coeff, self.reset, timing=o.reset_timing,
                                    zero_target=o.zero_reset_target)
         if self.delay is not None:
             buf, ptr = state

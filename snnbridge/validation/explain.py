@@ -24,7 +24,7 @@ step).  If that reproduces the backend's output, the node itself is conformant a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -83,34 +83,14 @@ def resimulate(fg, name: str, x: torch.Tensor, reset: str | None = None, delayed
     if reset is not None:
         node.reset = reset
     if delayed and node.coeff is not None and node.coeff.threshold is not None:
-        out, v = _delayed(node, x)
-    else:
-        out, v = node.over_time(x, True)
+        # the reset decided at step t acts on the membrane integrated at step t+1 (semantics: reset timing)
+        node.options = replace(node.options, reset_timing="delayed", zero_reset_target="membrane")
+    out, v = node.over_time(x, True)
     if fg.type_of(name) == "Threshold":
         v = x
     if spikes and out.dtype != torch.bool:
         out = out > 0.5
     return out, v
-
-
-def _delayed(node: _Node, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    c = node.coeff
-    state = node.init_state(x.shape[1])
-    s_prev = torch.zeros_like(state.v)
-    outs, vs = [], []
-    for t in range(x.shape[0]):
-        i_new = None
-        drive = x[t]
-        if c.syn_decay is not None:
-            i_new = sem.integrate(state.i, x[t], c.syn_decay, c.syn_gain, 0.0)
-            drive = i_new
-        v = sem.integrate(state.v, drive, c.decay, c.gain, c.bias)
-        v = sem.reset(v, s_prev, node.reset, c.threshold, c.v_reset)
-        s = sem.fire(v, c.threshold)
-        outs.append(s)
-        vs.append(v)
-        state, s_prev = sem.NeuronState(v, i_new), s
-    return torch.stack(outs), torch.stack(vs)
 
 
 def threshold_of(fg, name: str) -> np.ndarray | None:

@@ -39,6 +39,8 @@ class BackendSpec:
         runner: a custom ``runner(graph, x, dtype, **semantics) -> Recording`` instead of a registered backend.
         audit: report only; a failure does not fail the check (default for ``*-upstream``).
         options: extra keyword arguments for the backend's ``compile`` (e.g. Brian2's ``target="numpy"``).
+        native: for the user's own module run natively (``conform(..., original=module)``), the backend whose
+            library it belongs to (``"snntorch"``, ``"norse"``); reported as ``<native>-native``.
     """
 
     name: str
@@ -47,6 +49,7 @@ class BackendSpec:
     runner: Runner | None = None
     audit: bool = False
     options: dict = field(default_factory=dict)
+    native: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend is None and self.runner is None:
@@ -88,6 +91,18 @@ def parse_spec(text: str) -> BackendSpec:
     if "dt" in overrides and not overrides["dt"] > 0:
         raise SnnBridgeError(f"backend '{text}': dt must be > 0")
     return BackendSpec(text, base, overrides, audit=base.endswith("-upstream"))
+
+
+def original_spec(module, name: str = "original") -> BackendSpec:
+    """The spec that runs the user's own ``module`` natively (its library's ``run_native``), compared like a backend."""
+    from snnbridge import backends
+
+    lib = backends.native_library(module)
+
+    def runner(graph, xb, dtype, **semantics):
+        return backends.get(lib).run_native(module, xb, dtype=dtype)
+
+    return BackendSpec(name, runner=runner, native=lib)
 
 
 def parse_specs(items) -> list[BackendSpec]:

@@ -42,12 +42,36 @@ def describe_failures(result: ConformanceResult, limit: int = 8) -> str:
 def assert_conformant(graph, inputs, backends=("reference",), profile: str | Profile = "exact",
                       **kwargs) -> ConformanceResult:
     """Run :func:`~snnbridge.validation.conform` and raise ``AssertionError`` with a readable diff if a
-    counted backend fails.  Unavailable backends are skipped unless ``require_all=True``.  Returns the result."""
+    counted backend fails.
+
+    A backend name that is not registered fails at once (a typo must never pass).  A registered backend whose
+    simulator is not installed calls ``pytest.skip`` naming the pip command that installs it (outside pytest:
+    ``AssertionError``), or fails with ``require_all=True``.  It never passes silently.  Returns the result.
+    """
+    from snnbridge import backends as registry
+    from snnbridge.validation.runners import parse_specs
+
     require_all = kwargs.pop("require_all", False)
+    known = set(registry.names())
+    for spec in parse_specs(backends):
+        if spec.runner is None and spec.backend not in known:
+            raise AssertionError(f"backend '{spec.name}' is unavailable: unknown backend '{spec.backend}' "
+                                 f"(registered: {', '.join(sorted(known))})")
     result = conform(graph, inputs, backends=backends, profile=profile, **kwargs)
     missing = [b for b in result.backends.values() if b.status == "unavailable" and not b.audit]
-    if require_all and missing:
-        raise AssertionError("backends unavailable: " + "; ".join(f"{b.name}: {b.reason}" for b in missing))
+    if missing:
+        why = "; ".join(f"{b.name}: {b.reason}" for b in missing)
+        if require_all:
+            raise AssertionError("backends unavailable: " + why)
+        _skip("backends unavailable: " + why)
     if not result.passed:
         raise AssertionError(describe_failures(result))
     return result
+
+
+def _skip(reason: str) -> None:
+    try:
+        import pytest
+    except ImportError:  # pragma: no cover - outside a test run
+        raise AssertionError(reason) from None
+    pytest.skip(reason)
