@@ -175,15 +175,77 @@ def test_recurrent_graph_runs_stepwise_batched():
     assert_same_recording(ref, get(BACKEND).run(c.graph, x, **c.semantics), exact=False, rtol=RTOL)
 
 
-def test_euler_step_longer_than_tau_runs():
-    """Norse does not clamp: dt > tau (decay < 0 under Euler) is followed as the reference defines it."""
+def test_euler_step_longer_than_tau_is_refused_by_name():
+    """dt > tau under Euler gives a decay < 0: refused (node and field named), as on every backend."""
+    from snnbridge.errors import GraphError
+
     g = chain([("fc", nir.Linear(weight=np.random.default_rng(2).normal(0, 1.0, (3, 3)))),
                ("lif", nir.LIF(tau=np.full(3, 5e-4), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.full(3, 0.2)))],
               (3,), (3,))
-    x = spikes((3,), 0.5, 8, 30)
-    ref = ReferenceExecutor(g, dt=1e-3).run(x)
-    assert ref.spikes("lif").any()
-    assert_same_recording(ref, get(BACKEND).run(g, x, dt=1e-3), exact=False, rtol=RTOL)
+    with pytest.raises(GraphError, match=r"node 'lif', field 'tau'.*decay of -1.*\[0, 1\]"):
+        get(BACKEND).compile(g, dt=1e-3)
+    with pytest.raises(GraphError, match=r"node 'lif', field 'tau'"):
+        ReferenceExecutor(g, dt=1e-3)
+
+
+# --------------------------------------------------------------------------- per-node step options
+
+OPTION_CASES = [(kind, reset, timing, target)
+                for kind in ("LIF", "IF", "CubaLIF")
+                for reset in ("zero", "subtract")
+                for timing in ("immediate", "delayed", "immediate_rechecked")
+                for target in (("state", "membrane") if reset == "zero" and timing != "immediate" else ("state",))]
+
+
+def option_graph(kind: str, reset: str, timing: str, target: str, init: bool, seed: int = 0) -> nir.NIRGraph:
+    """``input(4) -> Linear -> neuron(6)`` with dyadic weights and constants (decay 1/2, 3/4, threshold 3/4), so that
+    membranes hit the threshold exactly; ``init``: non-zero ``v_init`` (and ``i_init``)."""
+    n = 6
+    meta = {"reset": reset, "reset_timing": timing, "zero_reset_target": target}
+    if init:
+        meta["v_init"] = np.linspace(-0.25, 0.5, n)
+    common = dict(v_threshold=np.full(n, 0.75), v_reset=np.zeros(n), metadata=meta)
+    if kind == "LIF":
+        node = nir.LIF(tau=np.full(n, 2e-3), r=np.full(n, 2.0), v_leak=np.zeros(n), **common)
+    elif kind == "IF":
+        node = nir.IF(r=np.ones(n), **common)
+    else:
+        if init:
+            meta["i_init"] = np.full(n, 0.25)
+        node = nir.CubaLIF(tau_syn=np.full(n, 2e-3), tau_mem=np.full(n, 4e-3), r=np.full(n, 2.0), v_leak=np.zeros(n),
+                           w_in=np.full(n, 2.0), **common)
+    w = np.random.default_rng(seed).integers(-2, 5, (n, 4)) * 0.25
+    return chain([("fc", nir.Linear(weight=w)), ("nrn", node)], (4,), (n,))
+
+
+@pytest.mark.parametrize("init", [False, True], ids=["zero_state", "v_init"])
+@pytest.mark.parametrize("kind,reset,timing,target", OPTION_CASES)
+def test_step_options_equal_reference(kind, reset, timing, target, init):
+    """Every reset timing / zero-reset target / initial state: float64 spikes identical at every step, membranes
+    within RTOL (exact for IF); float32 flips only near the threshold."""
+    g = option_graph(kind, reset, timing, target, init)
+    x = spikes((4,), 0.5, 1, 40, 3)
+    ref, got = run_both(BACKEND, g, x, {"dt": 1e-3}, torch.float64)
+    assert ref.spikes("nrn").sum() > 50
+    assert_same_recording(ref, got, exact=kind == "IF", rtol=RTOL)
+    if kind != "CubaLIF" and not init:  # the dyadic cases do hit the threshold exactly (strict: no spike there)
+        hits = ref.membrane("nrn") == 0.75
+        assert hits.sum() > 0 and not ref.spikes("nrn")[hits].any()
+    got32 = get(BACKEND).run(g, x, dt=1e-3, dtype=torch.float32)
+    check_near_threshold_only(prepare(g, dt=1e-3), ref, got32)
+
+
+def test_timed_reset_runs_in_a_norse_snncell():
+    from norse.torch.module.snn import SNNCell
+
+    from snnbridge.backends.norse_backend import TimedParameters, timed_step
+
+    sim = get(BACKEND).compile(option_graph("LIF", "subtract", "delayed", "state", True), dt=1e-3)
+    cell = sim.adapters["nrn"].mem
+    assert isinstance(cell, SNNCell) and cell.activation is timed_step and isinstance(cell.p, TimedParameters)
+    assert cell.p.timing == "delayed" and cell.dt == 1e-3
+    v0 = sim.adapters["nrn"].init_state(2)[1].v
+    assert torch.equal(v0, torch.as_tensor(np.linspace(-0.25, 0.5, 6)).expand(2, 6))
 
 
 def test_delay_is_refused_by_name():

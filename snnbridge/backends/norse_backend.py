@@ -28,12 +28,21 @@ Where Norse's defaults differ from the reference (measured with norse 1.1.0):
 * Norse returns the post-reset state; the pre-reset membrane is captured from the value Norse passes to its
   ``reset_method`` (LIF) or is IAF's own first line ``v + x`` (IF);
 * ``Delay`` nodes are not supported.
+
+Per-node step options (``FlatGraph.options``, see :mod:`snnbridge.bridge.semantics`):
+
+* ``v_init`` / ``i_init`` become the explicit initial Norse states (membrane, synapse ``LIBoxCell``);
+* ``reset_timing`` ``delayed`` / ``immediate_rechecked`` (snnTorch's ``reset_delay`` True / False) run in a Norse
+  ``SNNCell`` whose step function (:func:`timed_step`) integrates in Norse's own Euler form
+  (``v + dt·tau_inv·((x + v_leak) - v)``, IF: ``v + x``), decides the reset from the carried state
+  ``r = heaviside(v_prev - v_th)`` (no gradient), fires with Norse's ``threshold`` (surrogate) and carries the
+  state :func:`~snnbridge.bridge.semantics.neuron_step` defines (``zero_reset_target`` ``state`` / ``membrane``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import nir
 import numpy as np
@@ -45,6 +54,11 @@ from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
 
 SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES)
+
+
+def t_(a, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``a`` (float64 array-like) as a tensor of ``dtype`` on ``device``."""
+    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
 
 
 def rate_for(c: np.ndarray, dt: float, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -82,6 +96,55 @@ def _iaf_step_with_reset(input_tensor, state, p, dt=0.001):
     return z_new, IAFFeedForwardState(v=p.reset_method(z_new, v_new, p.v_reset, p.v_th))
 
 
+class TimedParameters(NamedTuple):
+    """Parameters of :func:`timed_step`: a LIF (``tau_mem_inv`` set) or IF (``tau_mem_inv`` None) neuron whose reset
+    follows a non-default ``timing`` (``delayed`` | ``immediate_rechecked``); ``keep`` receives the membrane
+    compared with the threshold."""
+
+    tau_mem_inv: torch.Tensor | None
+    v_leak: torch.Tensor
+    v_th: torch.Tensor
+    reset: str
+    timing: str
+    zero_target: str
+    keep: Callable | None = None
+    method: str = "super"
+    alpha: float = 100.0
+
+
+def timed_step(input_tensor, state, p: TimedParameters, dt: float = 0.001):
+    """One Norse step (``SNNCell`` activation) with snnTorch's reset timings, written with Norse's arithmetic.
+
+    ``r = H(v_prev - v_th)`` (detached); ``zero``/``state``: integrate ``v_prev·(1-r)``; otherwise integrate
+    ``v_prev`` to ``u`` and take ``u - r·v_th`` (subtract) or ``u - u·r`` (zero/membrane); spikes
+    ``z = threshold(v - v_th)``; carried: ``v`` (delayed) or ``v - (z-r)·v_th`` / ``v - (z-r)·v``
+    (immediate_rechecked).  Shapes ``[B, *shape]``.
+    """
+    from norse.torch.functional.heaviside import heaviside
+    from norse.torch.functional.lif_box import LIFBoxFeedForwardState
+    from norse.torch.functional.threshold import threshold
+
+    def integrate(v):
+        if p.tau_mem_inv is None:
+            return v + input_tensor
+        return v + dt * p.tau_mem_inv * (input_tensor + p.v_leak - v)
+
+    v_prev = state.v
+    r = heaviside(v_prev - p.v_th).detach()
+    if p.reset == "zero" and p.zero_target == "state":
+        v = integrate(v_prev * (1 - r))
+    else:
+        u = integrate(v_prev)
+        v = u - r * p.v_th if p.reset == "subtract" else u - u * r
+    z = threshold(v - p.v_th, p.method, p.alpha)
+    if p.keep is not None:
+        p.keep(z, v, None, p.v_th)
+    if p.timing == "immediate_rechecked":
+        d = z - r
+        v = v - d * p.v_th if p.reset == "subtract" else v - d * v
+    return z, LIFBoxFeedForwardState(v=v)
+
+
 @dataclass(frozen=True)
 class _IAFResetParameters:
     v_th: torch.Tensor
@@ -107,6 +170,10 @@ class NorseNeuron(NeuronAdapter):
         c64 = fg.coefficients(name)
         self.spiking = c64.threshold is not None
         reset = fg.node_reset[name] if self.spiking else "none"
+        opts = fg.options(name)
+        timed = self.spiking and not opts.default_timing
+        self.v_init = None if opts.v_init is None else t_(opts.v_init, dtype, device)
+        self.i_init = None if opts.i_init is None else t_(opts.i_init, dtype, device)
 
         def t(a) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
@@ -134,7 +201,11 @@ class NorseNeuron(NeuronAdapter):
             self.iaf_input = True
             v_th = t(c64.threshold) if self.spiking else t(np.inf)
             v_reset = t(c64.v_reset) if self.spiking else t(0.0)
-            if reset == "zero" or not self.spiking:
+            if timed:
+                self.keep = _KeepPreReset(None)
+                p = TimedParameters(None, t(0.0), v_th, reset, opts.reset_timing, opts.zero_reset_target, self.keep)
+                self.mem = SNNCell(timed_step, self._zero_iaf_state, p, dt=dt)
+            elif reset == "zero" or not self.spiking:
                 self.mem = norse.IAFCell(norse.IAFParameters(v_th=v_th, v_reset=v_reset), dt=dt)
             else:
                 self.keep = _KeepPreReset(nreset.reset_subtract if reset == "subtract" else None)
@@ -146,7 +217,12 @@ class NorseNeuron(NeuronAdapter):
             v_leak = t(np.asarray(c64.bias) / c)  # = v_leak for Euler
             self.offset = None
             rate = rate_for(c, dt, dtype, device)
-            if self.spiking:
+            if timed:
+                self.keep = _KeepPreReset(None)
+                p = TimedParameters(rate, v_leak, t(c64.threshold), reset, opts.reset_timing, opts.zero_reset_target,
+                                    self.keep)
+                self.mem = SNNCell(timed_step, self._zero_iaf_state, p, dt=dt)
+            elif self.spiking:
                 method = {"zero": nreset.reset_value, "subtract": nreset.reset_subtract, "none": None}[reset]
                 self.keep = _KeepPreReset(method)
                 self.mem = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=rate, v_leak=v_leak,
@@ -173,13 +249,16 @@ class NorseNeuron(NeuronAdapter):
         from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 
         z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.device)
-        syn = LIBoxState(v=z) if self.syn is not None else None
+        v0 = z if self.v_init is None else z + self.v_init
+        syn = None
+        if self.syn is not None:
+            syn = LIBoxState(v=z if self.i_init is None else z + self.i_init)
         if self.iaf_input:
-            mem = IAFFeedForwardState(v=z)
+            mem = IAFFeedForwardState(v=v0)
         elif self.spiking:
-            mem = LIFBoxFeedForwardState(v=z)
+            mem = LIFBoxFeedForwardState(v=v0)
         else:
-            mem = LIBoxState(v=z)
+            mem = LIBoxState(v=v0)
         return syn, mem
 
     def encode(self, x):
