@@ -14,8 +14,10 @@ import torch
 
 from snnbridge.backends import get
 from snnbridge.bridge import read_graph
+from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.graph import prepare
+from snnbridge.bridge.semantics import Semantics
 from snnbridge.errors import GraphError, UnsupportedNodeError
 from snnbridge.models import TABLE1
 from snnbridge.validation.node_suite import chain, node_cases
@@ -176,3 +178,70 @@ def test_stock_leaky_same_step_subtract_reset_matches_reference():
         spk, mem = lif(torch.tensor([x], dtype=torch.float64), mem)
         spikes.append(int(spk.item()))
     assert spikes == [1, 1]  # reference: v = 2.6 > 1 fires, residual 1.6; v = 0.8 + 0.4 = 1.2 > 1 fires
+
+
+# --------------------------------------------------------------------------- per-node step options
+
+
+def _option_graph(kind: str, reset: str, timing: str, target: str, init: bool, gain_one: bool) -> nir.NIRGraph:
+    """``input(4) -> fc -> neuron(6)`` with dyadic weights so that membranes hit thresholds exactly."""
+    n, dt = 6, 1e-3
+    rng = np.random.default_rng(5)
+    w = rng.integers(-2, 5, (n, 4)) / 4.0  # multiples of 1/4: exact sums, exact threshold hits
+    thr = np.array([1.0, 0.75, 1.5, 0.5, 1.0, 2.0])
+    meta = sem.NeuronOptions(reset=reset, reset_timing=timing, zero_reset_target=target,
+                             v_init=np.array([-0.5, 0.0, 0.25, 0.5, 1.25, 0.75]) if init else None,
+                             i_init=np.full(n, 0.25) if init and kind == "CubaLIF" else None).metadata()
+    r = 1.0 if gain_one else 1.5
+    if kind == "LIF":
+        tau = np.full(n, 2 * dt)  # decay 0.5, gain r/2: pin the exact constants
+        node = nir.LIF(tau=tau, r=np.full(n, 2.0 * r), v_leak=np.zeros(n), v_threshold=thr, v_reset=np.zeros(n))
+        meta.update(decay=np.full(n, 0.5), gain=np.full(n, r), bias=np.zeros(n), coefficients_dt=dt)
+    elif kind == "IF":
+        node = nir.IF(r=np.full(n, r), v_threshold=thr, v_reset=np.zeros(n))
+    else:
+        node = nir.CubaLIF(tau_syn=np.full(n, 2 * dt), tau_mem=np.full(n, 2 * dt), r=np.full(n, 2.0 * r),
+                           v_leak=np.zeros(n), v_threshold=thr, v_reset=np.zeros(n), w_in=np.full(n, 2.0))
+        meta.update(decay=np.full(n, 0.5), gain=np.full(n, r), bias=np.zeros(n), syn_decay=np.full(n, 0.5),
+                    syn_gain=np.ones(n), coefficients_dt=dt)
+    node.metadata = meta
+    return chain([("fc", nir.Linear(weight=w)), ("nrn", node)], (4,), (n,), Semantics(dt, reset))
+
+
+OPTION_CASES = [
+    (kind, reset, timing, target, init, gain_one)
+    for kind in ("LIF", "IF", "CubaLIF")
+    for reset in ("subtract", "zero", "none")
+    for timing in ("immediate", "delayed", "immediate_rechecked")
+    for target in (("state", "membrane") if reset == "zero" and timing != "immediate" else ("state",))
+    for init, gain_one in ((False, True), (True, kind != "CubaLIF"))
+    if not (reset == "none" and timing != "immediate")
+]
+
+
+@pytest.mark.parametrize("kind,reset,timing,target,init,gain_one", OPTION_CASES)
+def test_step_options_equal_reference(kind, reset, timing, target, init, gain_one):
+    """Every reset timing / zero-reset target / initial state, bit-identical to the reference in float64 and
+    float32 (outputs and pre-reset membranes); the dyadic weights make membranes land exactly on thresholds."""
+    g = _option_graph(kind, reset, timing, target, init, gain_one)
+    x = spikes((4,), 0.5, 3, 40, 4)
+    for dtype in (torch.float64, torch.float32):
+        ref, got = run_both(BACKEND, g, x, {}, dtype)
+        assert_same_recording(ref, got, exact=True)
+    v, s = ref.membrane("nrn"), ref.spikes("nrn")
+    thr = torch.tensor([1.0, 0.75, 1.5, 0.5, 1.0, 2.0])
+    assert s.sum() >= 20, "the neuron should fire"
+    assert not gain_one or (v == thr).sum() >= 1, "some membrane should sit exactly on its threshold (H(0) = 0)"
+
+
+def test_step_options_use_snntorch_reset_delay():
+    """delayed → stock ``reset_delay=True``; immediate_rechecked → stock ``reset_delay=False`` and ``mem_reset``."""
+    import snntorch as snn
+
+    for timing, delay in (("delayed", True), ("immediate_rechecked", False)):
+        sim = get(BACKEND).compile(_option_graph("LIF", "subtract", timing, "state", False, True))
+        leaky = sim.adapters["nrn"].leaky
+        assert isinstance(leaky, snn.Leaky) and leaky.reset_delay is delay
+        assert type(leaky).mem_reset is snn.Leaky.mem_reset
+    sim = get(BACKEND).compile(_option_graph("CubaLIF", "zero", "delayed", "membrane", False, True))
+    assert type(sim.adapters["nrn"].synaptic)._base_zero is snn.Synaptic._base_zero  # native target
