@@ -345,6 +345,12 @@ def _hooks(model: nn.Module, layers: list[Layer], cast: bool) -> Iterator[dict]:
 
         handles.append(mod.register_forward_pre_hook(pre))
         handles.append(mod.register_forward_hook(post))
+        rec = getattr(mod, "recurrent", None)
+        if cast and layer.kind == "neuron" and isinstance(rec, (nn.Linear, nn.Conv2d)):
+            # RLeaky/RSynaptic feed their own float32 spikes to the recurrent layer: exact cast to its dtype
+            handles.append(rec.register_forward_pre_hook(
+                lambda m, args: (args[0].to(m.weight.dtype),) + tuple(args[1:])
+                if args[0].is_floating_point() and args[0].dtype != m.weight.dtype else None))
         if layer.kind == "neuron":  # capture the membrane compared with the threshold (our copy only)
             orig = mod.fire
 
@@ -524,17 +530,26 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[list[tuple[str, nir.NIRNode]
             rnode = _linear(rec)
         elif isinstance(rec, nn.Conv2d):
             rnode = _conv(rec, shape)
-        else:
-            rnode = nir.Scale(scale=_full(mod.V, shape))
+        else:  # x * V on the spikes snnTorch emits (a 0-d V takes the spikes' dtype, as torch promotes it)
+            spk = mod.spike_grad(torch.ones((1,) + shape, dtype=mod.threshold.dtype)) * mod.graded_spikes_factor
+            rnode = nir.Scale(scale=_full((torch.ones_like(spk) * mod.V.detach())[0], shape))
         nodes.append((rname, rnode))
         edges += [(name, rname), (rname, name)]
     exit_ = name
-    g = _f64(mod.graded_spikes_factor)
+    g = _emitted(mod, shape)
     if np.any(g != 1):
         nodes.append((f"{name}_graded", nir.Scale(scale=_full(g, shape))))
         edges.append((name, f"{name}_graded"))
         exit_ = f"{name}_graded"
     return nodes, edges, exit_, reset
+
+
+def _emitted(mod: nn.Module, shape: tuple[int, ...]) -> np.ndarray:
+    """The value snnTorch emits for a spike, ``spike_grad(·) * graded_spikes_factor`` in torch's own promotion
+    (a 0-d factor takes the spike function's float32: the module really emits ``float32(g)``), float64."""
+    with torch.no_grad():
+        spk = mod.spike_grad(torch.ones((1,) + tuple(shape), dtype=mod.threshold.dtype)) * mod.graded_spikes_factor
+    return _full(spk[0], shape)
 
 
 def _linear(mod: nn.Linear) -> nir.NIRNode:
