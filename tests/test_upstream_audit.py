@@ -178,8 +178,12 @@ def test_upstream_importer_against_reference(backend, name):
     assert_agrees(ref, got)
 
 
-@pytest.mark.parametrize("name", ["lif_dt_1e-4", "cubalif_subtract", "lif_norse", "braille_noDelay_bias_zero",
-                                  "braille_noDelay_noBias_subtract"])
+@pytest.mark.parametrize("name", ["lif_dt_1e-4", "cubalif_subtract", "lif_norse", pytest.param(
+    "braille_noDelay_bias_zero", marks=pytest.mark.xfail(strict=True, reason=(
+        "nirtorch's executor applies the recurrent Affine after the neuron, so its bias (up to 1.68 here) reaches "
+        "the neuron only from t = 1; snnTorch's RSynaptic, which trained this graph, adds recurrent(0) = bias at "
+        "t = 0, as the reference does")))
+    , "braille_noDelay_noBias_subtract"])
 def test_norse_from_nir_agrees_when_told_dt_and_reset(name):
     """Passing the graph's dt (and ``reset_method=reset_subtract``) fixes Norse's import for r = 1 / CubaLIF graphs."""
     pytest.importorskip("norse")

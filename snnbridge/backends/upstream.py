@@ -128,7 +128,10 @@ class UpstreamSimulation(Simulation):
             raise UpstreamError(f"upstream failure: {self.importer} output has shape {list(y.shape)}, expected "
                                 f"{list(want)}")
         recorded = {fg.inputs[0]: x, out_name: y}
+        skip = _loop_stateless(fg)
         for node, seq in traces.items():
+            if node in skip:
+                continue
             if len(seq) == T and all(isinstance(s, torch.Tensor) for s in seq):
                 v = torch.stack(seq)
                 if tuple(v.shape) == (T, B) + tuple(fg.out_shapes[node]):
@@ -140,6 +143,23 @@ class UpstreamSimulation(Simulation):
                    for k, v in recorded.items() if k in keep}
         return Recording(outputs, {}, {n: fg.type_of(n) for n in fg.order}, fg.semantics.dt, self.backend,
                          list(fg.order))
+
+
+def _loop_stateless(fg: FlatGraph) -> set[str]:
+    """Stateless nodes inside a loop, after its one-step delay (e.g. a recurrent ``Linear``).
+
+    The reference evaluates them at step ``t`` on the neuron's spikes of ``t-1``; nirtorch's executors evaluate
+    them right after the neuron at ``t - 1``.  Same dynamics, traces one step apart: not recorded here.
+    """
+    out: set[str] = set()
+    stack = [b for _, b in fg.recurrent]
+    while stack:
+        n = stack.pop()
+        if n in out or fg.type_of(n) in sem.NEURON_TYPES or fg.type_of(n) == "Delay":
+            continue
+        out.add(n)
+        stack.extend(m for m in fg.order if n in fg.preds[m] and (n, m) not in fg.recurrent)
+    return out
 
 
 def _binary(v: torch.Tensor) -> bool:
