@@ -176,6 +176,8 @@ def register(app: typer.Typer) -> None:
         count_bias: bool = typer.Option(False, help="Count biases."),
         pooling_ops: bool = typer.Option(True, help="Count average pooling operations."),
         count_input: bool = typer.Option(False, help="Count the input layer."),
+        padded_taps: bool = typer.Option(True, help="Count a padded conv's taps on the zero padding (both sides)."),
+        paper_units: bool = typer.Option(False, "--paper-units", help="Print in 10^6 with 4 decimals (Table 6)."),
     ) -> None:
         """Static costs (Eqs. 8-9) of a structure, ANN and SNN, without running anything."""
         from rich.table import Table
@@ -187,13 +189,16 @@ def register(app: typer.Typer) -> None:
             shape = tuple(int(s) for s in input_shape.split(","))
         except ValueError:
             raise InputError(f"--input-shape '{input_shape}' is not a comma-separated list of integers") from None
-        conv = Conventions(bias=count_bias, pooling=pooling_ops, input_layer=count_input)
-        table = Table(title=f"{structure} on {list(shape)}")
+        conv = Conventions(bias=count_bias, pooling=pooling_ops, input_layer=count_input, padded_taps=padded_taps)
+        if paper_units:
+            si = lambda v: "—" if v is None else f"{v / 1e6:.4f}"  # noqa: E731
+        table = Table(title=f"{structure} on {list(shape)}" + (" (10^6)" if paper_units else ""))
         for col in ("model", "#W", "#A / #P", "#S", "M (bits)", "#Add", "#Mul"):
             table.add_column(col, justify="right")
         for mode in ("ann", "snn"):
             c = static_costs(structure, shape, mode, T=T, rate=rate, conventions=conv)
             label = mode.upper() + (" (estimate)" if c.estimate else "")
-            table.add_row(label, f"{c.weights:,}", f"{c.values:,}", si(c.spikes),
+            table.add_row(label, si(c.weights) if paper_units else f"{c.weights:,}",
+                          si(c.values) if paper_units else f"{c.values:,}", si(c.spikes),
                           si(c.memory_bits if c.memory_bits is not None else None), si(c.adds), si(c.muls))
         _console().print(table)

@@ -18,13 +18,20 @@ Counting conventions (``docs/validation.md``; the ambiguous ones are :class:`Con
 * #S: per sample, the largest number of spikes emitted at any single step (by neurons; input
   spikes only with ``input_layer=True``), averaged over samples.
 * M (bits): ANN ``32·(#W + #A)``; SNN ``32·(#W + #P) + 1·#S``.
-* ANN #Mul = #Add = MACs: every output × its nominal fan-in (``C_in/groups·k·k`` for a conv,
-  zero-padded taps included; ``k·k`` for an average pool when ``pooling=True``); a bias adds
-  one addition per output (``bias=True``).
-* SNN #Add: every spike × its exact fan-out (the number of synapses it drives; border
-  spikes of a padded conv drive fewer), summed over all steps; #Mul = 0.  A synaptic layer
-  fed with analog values (the encoding layer, Fig. 4b) costs its MACs at every step, in
-  #Add and #Mul.
+* ANN synaptic layers: #Mul = #Add = MACs, every output × its fan-in (``C_in/groups·k·k`` for a
+  conv with ``padded_taps=True``, the default: zero-padded taps included; only the taps that land on
+  the input with ``padded_taps=False``); a bias adds one addition per output (``bias=True``).
+* ANN average pooling (``pooling=True``, default): ``k·k`` additions and **one** multiplication
+  (by ``1/k²``) per output — the paper's MNIST-CNN row of Table 6; ``pooling=False`` counts no
+  pooling operations at all (its CIFAR10 row).
+* SNN #Add: every spike × its fan-out, summed over all steps; #Mul = 0.  The fan-out of a spike is
+  the number of synapses it drives; with ``padded_taps=True`` a padded conv charges every spike the
+  layer's mean nominal fan-out (``MACs / inputs``), so that an input spiking everywhere once costs
+  exactly the ANN's MACs (padded taps counted on both sides alike); with ``padded_taps=False``
+  border spikes are charged the fewer synapses they really drive (and the ANN counts no padded
+  taps either).  A pooling neuron's input spike drives one synapse (non-overlapping windows).  A
+  synaptic layer fed with analog values (the encoding layer, Fig. 4b) costs its MACs at every step,
+  in #Add and #Mul.
 """
 
 from __future__ import annotations
@@ -48,7 +55,12 @@ class Conventions:
     bias: bool = False
     """Count bias values in #W and one addition per biased output (per step in an SNN)."""
     pooling: bool = True
-    """Count average pooling as a fixed-weight layer (``k·k`` MACs per output, ANN; spikes × fan-out, SNN)."""
+    """Count average-pooling operations: ``k·k`` additions + 1 multiplication per output (ANN; Table 6's
+    MNIST-CNN row), spikes × fan-out additions (SNN).  ``False``: none (Table 6's CIFAR10 row)."""
+    padded_taps: bool = True
+    """Count the taps of a padded conv that land on the zero padding: ANN MACs use the nominal fan-in
+    ``C_in·k·k``; SNN spikes are charged the mean nominal fan-out (``MACs / inputs``).  ``False``: only
+    real synapses on both sides (ANN: taps inside the input; SNN: each spike's exact fan-out)."""
     input_layer: bool = False
     """Count the input values in #A/#P (32-bit) and the input spikes in #S."""
     value_bits: int = 32
@@ -104,6 +116,20 @@ class Costs:
         d["static_memory_bits"] = self.static_memory_bits
         return d
 
+    def __repr__(self) -> str:
+        def f(x) -> str:
+            return "?" if x is None else f"{x:.4g}"
+
+        return (f"Costs({self.mode}: #W={self.weights}, {self.values_label}={self.values}, #S={f(self.spikes)}, "
+                f"M={f(self.memory_bits)} bits, #Add={f(self.adds)}, #Mul={f(self.muls)}, {len(self.layers)} layers"
+                + (", estimate" if self.estimate else "") + ")")
+
+    def _repr_html_(self) -> str:
+        """Jupyter rich display: the Eq. 8-9 numbers and a per-layer table."""
+        from snnbridge.display import costs_html
+
+        return costs_html(self)
+
 
 def memory_bits(mode: str, weights: int, values: int, spikes: float | None, c: Conventions) -> float | None:
     """Eq. 8: ``M = M_w + M_a`` (ANN) or ``M_w + M_p + M_s`` (SNN), in bits."""
@@ -114,6 +140,23 @@ def memory_bits(mode: str, weights: int, values: int, spikes: float | None, c: C
 
 
 # --------------------------------------------------------------------------- analytic (structure string)
+
+
+def _taps_1d(n: int, k: int, stride: int, pad: int) -> int:
+    """Σ over the outputs of a 1-D conv of the kernel taps that land inside the input (not on padding)."""
+    n_out = (n + 2 * pad - k) // stride + 1
+    return sum(sum(1 for j in range(k) if 0 <= o * stride - pad + j < n) for o in range(n_out))
+
+
+def conv_macs(in_shape: tuple[int, ...], layer: Conv, padded_taps: bool = True) -> int:
+    """MACs of conv ``layer`` on ``in_shape = (C, H, W)`` per sample: ``outputs × C·k·k`` with padded taps,
+    else only the taps inside the input (``C_out·C·taps_h·taps_w``)."""
+    c, h, w = in_shape
+    k, s, p = layer.kernel, layer.stride, layer.pad
+    if padded_taps:
+        _, ho, wo = layer.out_shape(in_shape)
+        return layer.out_channels * ho * wo * c * k * k
+    return layer.out_channels * c * _taps_1d(h, k, s, p) * _taps_1d(w, k, s, p)
 
 
 def static_costs(structure: str, input_shape: tuple[int, ...] | int, mode: str = "ann", T: int | None = None,
@@ -142,14 +185,16 @@ def static_costs(structure: str, input_shape: tuple[int, ...] | int, mode: str =
     for i, (layer, out) in enumerate(zip(s.layers, shapes), start=1):
         n_out = int(np.prod(out))
         bias_adds = 0
+        pool_muls = 0
         if isinstance(layer, Conv):
-            macs = n_out * cur[0] * layer.kernel ** 2
+            macs = conv_macs(cur, layer, c.padded_taps)
             w = layer.out_channels * cur[0] * layer.kernel ** 2 + (layer.out_channels if c.bias else 0)
             lc = LayerCost(f"conv{i}", str(layer), w, n_out)
             bias_adds = n_out if c.bias else 0
             neurons = True
         elif isinstance(layer, AvgPool):
-            macs = n_out * layer.kernel ** 2 if c.pooling else 0
+            macs = n_out * layer.kernel ** 2 if c.pooling else 0  # additions (and SNN synapses)
+            pool_muls = n_out if c.pooling else 0  # one multiplication by 1/k² per output (ANN)
             neurons = mode == "ann" or pool_neurons
             lc = LayerCost(f"pool{i}", str(layer), 0, n_out if neurons else 0)
         else:
@@ -159,10 +204,11 @@ def static_costs(structure: str, input_shape: tuple[int, ...] | int, mode: str =
             bias_adds = n_out if c.bias else 0
             neurons = True
         if mode == "ann":
-            lc.adds, lc.muls = float(macs + bias_adds), float(macs)
+            lc.adds = float(macs + bias_adds)
+            lc.muls = float(pool_muls if isinstance(layer, AvgPool) else macs)
         elif analog:
             lc.adds = None if T is None else float(T * (macs + bias_adds))
-            lc.muls = None if T is None else float(T * macs)
+            lc.muls = None if T is None else float(T * (pool_muls if isinstance(layer, AvgPool) else macs))
         else:
             lc.adds = None if (T is None or rate is None) else float(T * rate * macs + T * bias_adds)
             lc.muls = 0.0
@@ -206,8 +252,10 @@ def _state_count(fg, name: str) -> int:
     return 0
 
 
-def nominal_macs(fg, name: str) -> int:
-    """Multiply-accumulates of one synaptic node per sample and step with a dense input (nominal fan-in)."""
+def nominal_macs(fg, name: str, padded_taps: bool = True) -> int:
+    """Multiply-accumulates of one synaptic node per sample and step with a dense input: outputs × nominal
+    fan-in (``padded_taps=True``), or the synapses that exist (``False``: a padded conv's taps on the
+    padding left out).  A pool's value is its additions (``k·k`` per output)."""
     node = fg.nodes[name]
     kind = fg.type_of(name)
     n_out = int(np.prod(fg.out_shapes[name]))
@@ -216,6 +264,8 @@ def nominal_macs(fg, name: str) -> int:
         return n_out * int(w.shape[1])
     if kind in ("Conv1d", "Conv2d"):
         w = np.asarray(node.weight)
+        if not padded_taps:
+            return int(fan_out(fg, name, padded_taps=False).sum())
         return n_out * int(np.prod(w.shape[1:]))
     if kind in POOL_TYPES:
         k, _, _ = sem.pool_params(node)
@@ -225,10 +275,18 @@ def nominal_macs(fg, name: str) -> int:
     return 0
 
 
-def fan_out(fg, name: str) -> torch.Tensor:
-    """Number of synapses each input element of synaptic node ``name`` drives, ``float64 [*in_shape]``."""
+def fan_out(fg, name: str, padded_taps: bool = False) -> torch.Tensor:
+    """Number of synapses each input element of synaptic node ``name`` drives, ``float64 [*in_shape]``.
+
+    ``padded_taps=False``: the exact count (a border input of a padded conv drives fewer outputs).
+    ``True``: a conv's inputs are all charged its mean nominal fan-out, ``nominal MACs / inputs`` (so the
+    padded taps are shared out over the spikes; other nodes keep the exact count).
+    """
     node = fg.nodes[name]
     kind = fg.type_of(name)
+    if padded_taps and kind in ("Conv1d", "Conv2d"):
+        n_in = int(np.prod(fg.in_shapes[name]))
+        return torch.full(tuple(fg.in_shapes[name]), nominal_macs(fg, name) / n_in, dtype=torch.float64)
     x = torch.zeros((1,) + tuple(fg.in_shapes[name]), dtype=torch.float64, requires_grad=True)
     params: dict[str, torch.Tensor] = {}
     if kind in ("Affine", "Linear", "Conv1d", "Conv2d"):
@@ -272,10 +330,13 @@ def graph_costs(fg, conventions: Conventions | None = None) -> Costs:
         values = _state_count(fg, name) // (2 if kind in ("CubaLIF", "CubaLI") else 1)
         if kind in POOL_TYPES and not any(fg.type_of(s) in sem.NEURON_TYPES for s in _succ(fg, name)):
             values = int(np.prod(fg.out_shapes[name]))
-        macs = nominal_macs(fg, name) if _counted(fg, name, c) else 0
+        macs = nominal_macs(fg, name, c.padded_taps) if _counted(fg, name, c) else 0
+        muls = macs
+        if kind in POOL_TYPES and macs:  # k·k additions, one multiplication by 1/k² (AvgPool2d) per output
+            muls = int(np.prod(fg.out_shapes[name])) if kind == "AvgPool2d" else 0
         bias = _bias_outputs(fg, name, c)
         if w or values or macs:
-            layers.append(LayerCost(name, kind, w, values, float(macs + bias), float(macs)))
+            layers.append(LayerCost(name, kind, w, values, float(macs + bias), float(muls)))
     W = sum(x.weights for x in layers)
     A = sum(x.values for x in layers)
     adds = float(sum(x.adds for x in layers))  # type: ignore[misc]
@@ -316,15 +377,18 @@ def recorded_costs(fg, rec, conventions: Conventions | None = None) -> Costs:
             else:
                 spiking = all(rec[p].dtype == torch.bool for p in preds)
                 if spiking:
-                    fo = fan_out(fg, name)
+                    fo = fan_out(fg, name, c.padded_taps)
                     tot = 0.0
                     for p in preds:
                         s = rec[p].reshape((T, B) + tuple(fo.shape)).double()
                         tot += float((s * fo).sum())
                     adds = tot / B
                 else:
-                    macs = nominal_macs(fg, name) * T * len(preds)
+                    macs = nominal_macs(fg, name, c.padded_taps) * T * len(preds)
                     adds, muls = float(macs), float(macs)
+                    if kind in POOL_TYPES:
+                        n_out = int(np.prod(fg.out_shapes[name]))
+                        muls = float(n_out * T * len(preds)) if kind == "AvgPool2d" else 0.0
             if adds is not None:
                 adds += T * _bias_outputs(fg, name, c)
         if w or values or adds or muls or adds is None:
