@@ -139,3 +139,9 @@ class Recording:
             extra = f", {int(t.sum())} spikes" if t.dtype == torch.bool else ""
             lines.append(f"  {n}: {self.node_types.get(n, '?')} {tuple(t.shape[2:])}{extra}")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Jupyter rich display: one row per node (type, shape, spikes, rate, membrane recorded)."""
+        from snnbridge.display import recording_html
+
+        return recording_html(self)

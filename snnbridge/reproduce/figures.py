@@ -1,39 +1,33 @@
-"""The report's figures (matplotlib, Agg): Fig. 8b MAE vs T, Fig. 10 training curves, Fig. 12 t-SNE,
-Fig. 13 accuracy/cost trade-off.  Each returns PNG bytes (or ``None`` when there is nothing to plot)."""
+"""The report's figures: Fig. 8b MAE vs T, Fig. 10 training curves, Fig. 12 t-SNE, Fig. 13 accuracy/cost
+trade-off.  Each returns PNG bytes (or ``None`` when there is nothing to plot).
+
+Drawn with :mod:`snnbridge.plot` on ``matplotlib.figure.Figure`` objects (no pyplot, no ``matplotlib.use``):
+writing a report leaves the caller's matplotlib backend as it was."""
 
 from __future__ import annotations
 
-import io
-
-PALETTE = ["#1f2937", "#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#dc2626",
-           "#a16207"]
+from snnbridge import plot
+from snnbridge.plot import PALETTE
 
 
-def _plt():
-    import matplotlib
+class _Fig:
+    """``plt.subplots``-shaped access to a pyplot-free figure: ``_Fig.subplots(rows, cols, figsize=...)``."""
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 8, "axes.spines.top": False, "axes.spines.right": False,
-                         "axes.titlesize": 9, "figure.dpi": 100})
-    return plt
+    @staticmethod
+    def subplots(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (4.2, 3), squeeze: bool = True):
+        fig, axes = plot.new_figure(rows, cols, figsize)
+        return fig, (axes if not squeeze else axes[0, 0] if axes.size == 1 else axes.ravel())
 
 
 def _png(fig) -> bytes:
-    plt = _plt()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return plot.png_bytes(fig, dpi=100)
 
 
 def fig8_mae(mae: dict[str, dict[str, list[dict]]]) -> bytes | None:
     """``{workload: {encoder: [{"T", "mae_mean", "mae_std"}]}}`` → MAE vs T with ±std bands."""
     if not mae:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 3))
+    fig, ax = _Fig.subplots(figsize=(4.2, 3))
     k = 0
     for wl, per_enc in mae.items():
         for enc, rows in per_enc.items():
@@ -54,11 +48,10 @@ def fig10_curves(curves: list[dict]) -> bytes | None:
     """``[{"title", "series": {label: [acc per epoch]}}]`` → one panel per workload/network."""
     if not curves:
         return None
-    plt = _plt()
     n = len(curves)
     cols = min(3, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
+    fig, axes = _Fig.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
     for ax, c in zip(axes.flat, curves):
         for k, (label, ys) in enumerate(c["series"].items()):
             ax.plot(range(1, len(ys) + 1), [100 * y for y in ys], marker="o", ms=2, color=PALETTE[k % 10],
@@ -78,9 +71,8 @@ def fig12_tsne(panels: list[dict]) -> bytes | None:
     panels = [p for p in panels if p.get("embeddings")]
     if not panels:
         return None
-    plt = _plt()
     ppls = sorted({k for p in panels for k in p["embeddings"]}, key=float)
-    fig, axes = plt.subplots(len(panels), len(ppls), figsize=(2.8 * len(ppls), 2.6 * len(panels)), squeeze=False)
+    fig, axes = _Fig.subplots(len(panels), len(ppls), figsize=(2.8 * len(ppls), 2.6 * len(panels)), squeeze=False)
     for r, p in enumerate(panels):
         for c, ppl in enumerate(ppls):
             ax = axes[r][c]
@@ -102,18 +94,7 @@ def fig13_sweep(rows: list[dict]) -> bytes | None:
     rows = [r for r in rows if r.get("accuracy") is not None and r.get("adds") is not None]
     if not rows:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 3))
-    ths = sorted({r["threshold"] for r in rows})
-    for k, th in enumerate(ths):
-        sel = sorted((r for r in rows if r["threshold"] == th), key=lambda r: r["T"])
-        ax.plot([r["adds"] / 1e6 for r in sel], [r["accuracy"] for r in sel], marker="o", ms=4,
-                color=PALETTE[(k + 1) % 10], label=f"u_th={th:g}")
-        for r in sel:
-            ax.annotate(f"T={r['T']}", (r["adds"] / 1e6, r["accuracy"]), fontsize=6, xytext=(3, 2),
-                        textcoords="offset points")
-    ax.set_xlabel("#Add per sample (10^6)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Fig. 13: Model-6, T x u_th")
-    ax.legend(fontsize=7)
-    return _png(fig)
+    pts = [{"label": f"T={r['T']}", "adds": r["adds"], "accuracy": r["accuracy"] / 100,
+            "series": f"u_th={r['threshold']:g}"} for r in sorted(rows, key=lambda r: (r["threshold"], r["T"]))]
+    fig = plot.accuracy_vs_cost(pts, title="Fig. 13: Model-6, T x u_th")
+    return None if fig is None else _png(fig)

@@ -59,9 +59,34 @@ def _paper_scale(paper: str, network: str, model: str, structure: str) -> dict |
             "adds": c.adds if mode == "ann" else None, "muls": c.muls if mode == "ann" else None}
 
 
+class PaperReport(dict):
+    """The reproduction document (a plain ``dict``, JSON-able as is) that also displays itself: a concise
+    ``repr`` and, in Jupyter, the report's tables (Tables 4-6, cross-simulator, Fig. 13 sweep)."""
+
+    def __repr__(self) -> str:
+        p = self.get("preset") or {}
+        n4, n5, n6 = (len(self.get(k) or []) for k in ("table4", "table5", "table6"))
+        wl = ", ".join(w.get("name", "?") for w in self.get("workloads") or [])
+        return (f"PaperReport(preset={p.get('name')!r}, workloads=[{wl}], Table 4: {n4} rows, Table 5: {n5}, "
+                f"Table 6: {n6}, cross-simulator: {len(self.get('cross_simulator') or [])}, "
+                f"sweep: {len(self.get('sweep') or [])}, failed: {len(self.get('failed') or [])})")
+
+    def _repr_html_(self) -> str:
+        from snnbridge.display import paper_report_html
+
+        return paper_report_html(self)
+
+
+def load_results(path: str | Path) -> PaperReport:
+    """Read a reproduction's ``results.json`` (or the folder holding it) for display or further analysis."""
+    p = Path(path)
+    p = p / "results.json" if p.is_dir() else p
+    return PaperReport(json.loads(p.read_text(encoding="utf-8")))
+
+
 def build_document(preset: Preset, workloads: list[Workload], data_paths: dict[str, Path], results: list[dict],
-                   backends: tuple[str, ...], data_dir: str | Path | None, seconds: float, run: dict) -> dict:
-    """Everything the report shows, as one JSON-able document."""
+                   backends: tuple[str, ...], data_dir: str | Path | None, seconds: float, run: dict) -> PaperReport:
+    """Everything the report shows, as one JSON-able document (a :class:`PaperReport`, i.e. a ``dict``)."""
     from snnbridge.backends import status
     from snnbridge.models.encoders import sampling_mae
     from snnbridge.models.presets import PAPER
@@ -127,7 +152,7 @@ def build_document(preset: Preset, workloads: list[Workload], data_paths: dict[s
     failed = [{"spec": {k: r["spec"].get(k) for k in ("workload", "network", "model", "cell", "seed")},
                "error": r["error"]} for r in results if "error" in r]
     light = [{k: v for k, v in r.items() if k not in ("tsne",)} for r in results]
-    return {
+    return PaperReport({
         "schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": seconds, "preset": preset.as_dict(), "run": run, "data_dir": str(data_dir) if data_dir else None,
         "workloads": [{"name": w.name, "kind": w.kind, "paper": w.paper, "offline": w.offline} for w in workloads],
@@ -136,7 +161,7 @@ def build_document(preset: Preset, workloads: list[Workload], data_paths: dict[s
         or "snnbridge.validation.costs",
         **tables, "cross_simulator": cross, "sweep": sweep, "fig8_mae": fig8, "tsne": tsne,
         "curves": list(curves.values()), "failed": failed, "cells": light,
-    }
+    })
 
 
 # --------------------------------------------------------------------------- formatting

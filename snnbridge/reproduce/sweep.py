@@ -97,12 +97,12 @@ def cached_result(spec: dict, cache: str | Path) -> dict | None:
 def run_cells(specs: list[dict], cache: str | Path, scheduler: str = "local", workers: int = 2,
               progress: bool = True, on_result: Callable[[dict], None] | None = None) -> list[dict]:
     """Run every spec (cached ones are read, not rerun) and return the results in the order of ``specs``."""
-    from tqdm.auto import tqdm
+    from snnbridge.progress import progress_bar
 
     cache = str(Path(cache).resolve())
     results: list[dict | None] = [cached_result(s, cache) for s in specs]
     todo = [i for i, r in enumerate(results) if r is None]
-    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="cells", disable=not progress)
+    bar = progress_bar(total=len(specs), initial=len(specs) - len(todo), desc="cells", unit="cell", progress=progress)
     for r in results:
         if r is not None and on_result:
             on_result(r)

@@ -195,6 +195,23 @@ class BackendResult:
             "nodes": [n.to_dict() for n in self.nodes.values()],
         }
 
+    def __repr__(self) -> str:
+        where = ""
+        if self.status in ("unavailable", "error"):
+            where = f", {self.reason[:100]!r}"
+        elif self.first_divergent_node:
+            fd = self.first_divergence
+            where = f", first diverges at {self.first_divergent_node!r}" + (
+                f" (step {fd.step}, sample {fd.sample}, neuron {fd.neuron})" if fd else "")
+        acc = "" if self.accuracy is None else f", accuracy {100 * self.accuracy:.1f}%"
+        return f"BackendResult({self.name!r}: {self.verdict}, {self.dtype}{acc}{where})"
+
+    def _repr_html_(self) -> str:
+        """This backend's verdict card, as in the HTML report (Jupyter rich display)."""
+        from snnbridge.display import backend_html
+
+        return backend_html(self)
+
 
 @dataclass
 class ConformanceResult:
@@ -280,6 +297,17 @@ class ConformanceResult:
             "runtime_s": self.meta.get("runtime_s"),
         }
         return _clean(d)
+
+    def __repr__(self) -> str:
+        """The verdict per backend and where each diverges first (:meth:`summary`), under a one-line header."""
+        name = self.meta.get("model") or self.graph.metadata.get("structure") or "graph"
+        return f"ConformanceResult({name!r}, {len(self.graph.order)} nodes)\n{self.summary()}"
+
+    def _repr_html_(self) -> str:
+        """Jupyter rich display: the report's verdict cards, per-node agreement, divergence and cost tables."""
+        from snnbridge.display import conformance_html
+
+        return conformance_html(self)
 
 
 def _clean(x):

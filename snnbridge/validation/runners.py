@@ -143,7 +143,7 @@ def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, sema
 
     ``semantics``: the check's ``dt``/``reset``/``integration`` overrides (the spec's own win).
     """
-    from tqdm.auto import tqdm
+    from snnbridge.progress import progress_bar
 
     dt_ = spec.dtype(dtype)
     kw = {k: v for k, v in semantics.items() if v is not None}
@@ -165,8 +165,8 @@ def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, sema
     parts = []
     try:
         chunks = _chunks(x.shape[1], batch_size)
-        for sl in tqdm(chunks, desc=f"  {spec.name}", unit="batch", disable=not progress or len(chunks) < 2,
-                       leave=False):
+        for sl in progress_bar(chunks, desc=f"  {spec.name}", unit="batch", progress=progress and len(chunks) > 1,
+                               leave=False):
             rec = sim_run(x[:, sl])
             if not isinstance(rec, Recording):
                 raise TypeError(f"run() returned {type(rec).__name__}, not a Recording")
