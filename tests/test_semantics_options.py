@@ -155,3 +155,44 @@ def test_delayed_zero_needs_v_reset_zero():
                              v_reset=np.full(3, 0.2), metadata=g.nodes["lif"].metadata)
     with pytest.raises(GraphError, match="field 'v_reset'"):
         prepare(g)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inclusive_compare_equals_strict_compare_below(dtype):
+    """v >= θ  <=>  v - nextafter(θ, -inf) > 0, for every float, including θ itself, its neighbours, ±0 and
+    subnormals (what every backend relies on to realise the paper's inclusive threshold)."""
+    gen = torch.Generator().manual_seed(7)
+    theta = torch.cat([torch.tensor([0.5, 2.0, 2.5, 1.0, 0.0, -0.0, 1e-45, -3.0, 1e30]),
+                       torch.randn(2000, generator=gen) * 10]).to(dtype)
+    inf = torch.full_like(theta, float("inf"))
+    for v in (theta, torch.nextafter(theta, inf), torch.nextafter(theta, -inf),
+              torch.nextafter(torch.nextafter(theta, -inf), -inf), theta + torch.randn(theta.shape, dtype=dtype)):
+        strict = sem.heaviside(v - sem.inclusive_threshold(theta)).bool()
+        assert torch.equal(strict, v >= theta)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inclusive_threshold_fires_on_equality_and_subtracts_theta(dtype):
+    """Pooling-like inputs in multiples of 0.25 land on θ = 0.5 exactly: strict misses, inclusive fires, and the
+    subtract reset removes θ itself (not the float below it)."""
+    g = _lif_graph({}, tau=0.01, thr=0.5)
+    g.nodes["lif"] = nir.IF(r=np.ones(3), v_threshold=np.full(3, 0.5))
+    x = torch.tensor([[0.25, 0.5, 0.75], [0.25, 0.0, 0.25], [0.0, 0.0, 0.0]], dtype=dtype).reshape(3, 1, 3)
+    strict = ReferenceExecutor(g, dtype=dtype).run(x)
+    g.metadata["threshold"] = "inclusive"
+    inclusive = ReferenceExecutor(g, dtype=dtype).run(x)
+    assert strict.spikes("lif")[:, 0].int().tolist() == [[0, 0, 1], [0, 0, 0], [0, 0, 0]]
+    assert inclusive.spikes("lif")[:, 0].int().tolist() == [[0, 1, 1], [1, 0, 1], [0, 0, 0]]
+    assert inclusive.membranes["lif"][:, 0, 2].tolist() == [0.75, 0.5, 0.0]  # 0.75 - 0.5 + 0.25 = 0.5 fires
+
+
+def test_inclusive_round_trips_and_node_override(tmp_path):
+    from snnbridge.bridge.metadata import make_metadata
+
+    g = _lif_graph({"threshold": "strict"})
+    g.metadata = make_metadata(sem.Semantics(1e-3, "subtract", "euler", "inclusive"))
+    fg = prepare(read_graph(write_graph(tmp_path / "i.nir", g)))
+    assert fg.semantics.threshold == "inclusive" and fg.threshold_compare("lif") == "strict"
+    g.nodes["lif"].metadata = {"threshold": "sometimes"}
+    with pytest.raises(GraphError, match="field 'metadata.threshold'"):
+        prepare(g)

@@ -46,6 +46,8 @@ class _Node:
             v = getattr(self.node, p, None)
             if v is not None and isinstance(v, (np.ndarray, float, int)):
                 self.params[p] = torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=dtype, device=device)
+        if self.kind == "Threshold" and fg.threshold_compare(name) == "inclusive":
+            self.params["threshold"] = sem.inclusive_threshold(self.params["threshold"])
         if self.kind == "Affine" and self.params["bias"].dim() == 0:
             self.params["bias"] = self.params["bias"].expand(self.params["weight"].shape[0]).clone()
         self.coeff = None

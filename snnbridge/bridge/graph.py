@@ -94,7 +94,14 @@ class FlatGraph:
 
     def coefficients(self, name: str) -> sem.NeuronCoefficients:
         """The reference discrete-time constants of neuron node ``name`` (see semantics)."""
-        return sem.neuron_coefficients(self.nodes[name], self.semantics)
+        return sem.neuron_coefficients(self.nodes[name], self.semantics, self.threshold_compare(name))
+
+    def threshold_compare(self, name: str) -> str:
+        """``strict`` or ``inclusive``: how spiking/Threshold node ``name`` compares with its threshold."""
+        if name in self.node_options:
+            return self.node_options[name].threshold
+        own = _meta_str(getattr(self.nodes[name], "metadata", None) or {}, "threshold")
+        return own if own in sem.THRESHOLD_COMPARES else self.semantics.threshold
 
     def parameter_count(self, name: str) -> int:
         node = self.nodes[name]
@@ -209,7 +216,8 @@ def _meta_str(meta: dict, key: str) -> str | None:
     return None if v is None else str(v)
 
 
-def _node_options(name: str, node: nir.NIRNode, graph_reset: str, override: bool) -> sem.NeuronOptions:
+def _node_options(name: str, node: nir.NIRNode, graph_reset: str, override: bool,
+                  graph_threshold: str = "strict") -> sem.NeuronOptions:
     """A neuron node's :class:`~snnbridge.bridge.semantics.NeuronOptions` from its metadata (``override``: the
     caller's explicit reset wins over the node's)."""
     meta = getattr(node, "metadata", None) or {}
@@ -219,6 +227,10 @@ def _node_options(name: str, node: nir.NIRNode, graph_reset: str, override: bool
         raise GraphError(f"unknown reset mode {_meta_str(meta, 'reset')!r}; one of {sem.RESET_MODES}", node=name,
                          field="metadata.reset")
     timing = _meta_str(meta, "reset_timing") or "immediate"
+    compare = _meta_str(meta, "threshold") if isinstance(meta.get("threshold"), (str, bytes, np.ndarray)) else None
+    if compare is not None and compare not in sem.THRESHOLD_COMPARES:
+        raise GraphError(f"threshold comparison must be one of {sem.THRESHOLD_COMPARES}, got {compare!r}", node=name,
+                         field="metadata.threshold")
     target = _meta_str(meta, "zero_reset_target") or "state"
     init = {}
     for key in ("v_init", "i_init"):
@@ -228,7 +240,8 @@ def _node_options(name: str, node: nir.NIRNode, graph_reset: str, override: bool
                 raise GraphError("must be finite real numbers", node=name, field=f"metadata.{key}")
             init[key] = a.astype(np.float64)
     try:
-        opts = sem.NeuronOptions(reset=reset, reset_timing=timing, zero_reset_target=target, **init)
+        opts = sem.NeuronOptions(reset=reset, reset_timing=timing, zero_reset_target=target,
+                                 threshold=compare or graph_threshold, **init)
     except ValueError as e:
         field = "reset_timing" if "reset_timing" in str(e) else "zero_reset_target"
         raise GraphError(str(e), node=name, field=f"metadata.{field}") from None
@@ -253,7 +266,7 @@ def _check_coefficients(name: str, node: nir.NIRNode, semantics: sem.Semantics, 
     kind = type(node).__name__
     if kind not in sem.NEURON_TYPES:
         return
-    computed = sem._computed_coefficients(node, semantics)
+    computed = sem._computed_coefficients(node, semantics)  # before pinning
     pinned = sem.pinned_coefficients(node, semantics.dt)
     for key, arr in pinned.items():
         ref = getattr(computed, key)
@@ -574,7 +587,8 @@ def prepare(
     node_options: dict[str, sem.NeuronOptions] = {}
     for name, node in nodes.items():
         if type(node).__name__ in sem.NEURON_TYPES:
-            opts = _node_options(name, node, semantics.reset, override=reset is not None)
+            opts = _node_options(name, node, semantics.reset, override=reset is not None,
+                                 graph_threshold=semantics.threshold)
             node_options[name] = opts
             node_reset[name] = opts.reset
             _check_coefficients(name, node, semantics, in_shapes[name])

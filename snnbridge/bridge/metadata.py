@@ -8,6 +8,7 @@ Keys (flat, so that ``nir.write`` stores them as plain HDF5 datasets):
 ``dt``              step in seconds (float)
 ``reset``           ``zero`` | ``subtract`` | ``none``
 ``integration``     ``euler`` | ``exact``
+``threshold``       ``strict`` (``v > θ``, default) | ``inclusive`` (``v >= θ``); written only when inclusive
 ``encoder``         how raw data became the input (free text, e.g. ``bernoulli``)
 ``structure``       the paper-notation structure string, when known
 ==================  =========================================================
@@ -25,7 +26,7 @@ import numpy as np
 
 from snnbridge.bridge import semantics as sem
 
-KEYS = ("producer", "producer_version", "dt", "reset", "integration", "encoder", "structure")
+KEYS = ("producer", "producer_version", "dt", "reset", "integration", "threshold", "encoder", "structure")
 
 
 def plain(value: Any) -> Any:
@@ -54,6 +55,8 @@ def make_metadata(semantics: sem.Semantics, **extra: Any) -> dict[str, Any]:
         "reset": semantics.reset,
         "integration": semantics.integration,
     }
+    if semantics.threshold != "strict":
+        meta["threshold"] = semantics.threshold
     for k, v in extra.items():
         if v is not None:
             meta[k] = v if isinstance(v, (str, int, float)) else str(v)
@@ -71,8 +74,9 @@ def semantics_from_metadata(
     dt = dt if dt is not None else meta.get("dt", sem.DEFAULT_DT)
     reset = reset if reset is not None else meta.get("reset", sem.DEFAULT_RESET)
     integration = integration if integration is not None else meta.get("integration", sem.DEFAULT_INTEGRATION)
+    threshold = meta.get("threshold", "strict")
     try:
-        return sem.Semantics(float(dt), str(reset), str(integration)), meta
+        return sem.Semantics(float(dt), str(reset), str(integration), str(threshold)), meta
     except (TypeError, ValueError) as e:
         from snnbridge.errors import GraphError
 

@@ -31,7 +31,12 @@ across time):
   (Euler) and then ``v[t] = decay·v[t-1] + (gain·i[t] + bias)``.  This is
   snnTorch's ``Synaptic`` and exactly what its NIR export assumes
   (``r = tau_mem/dt``, ``w_in = tau_syn/dt`` give unit gains).
-* **Threshold.** Strict: ``s[t] = v[t] > v_threshold`` (H(0) = 0).
+* **Threshold.** Strict by default: ``s[t] = v[t] > v_threshold`` (H(0) = 0), as snnTorch, Norse and
+  Sinabs compare.  ``threshold="inclusive"`` (graph metadata ``threshold``, or a node's own) fires at
+  ``v[t] >= v_threshold``, the paper's Eq. (4).  It is realised as the strict compare against the next
+  float below the threshold *in the run dtype* (:attr:`TensorCoefficients.fire_threshold`): for floats
+  ``v >= θ`` exactly when ``v > nextafter(θ, -inf)``, and ``v - p`` is 0 only when ``v == p``.  A
+  subtract reset still subtracts ``v_threshold`` itself.
 * **Reset**, applied in the same step right after the threshold test, to the
   state carried into step ``t+1``:
 
@@ -101,6 +106,8 @@ ZERO_RESET_TARGETS = ("state", "membrane")
 PINNED_KEYS = ("decay", "gain", "bias", "syn_decay", "syn_gain")
 """Node metadata keys that pin a neuron node's discrete constants (valid at ``coefficients_dt``)."""
 INTEGRATIONS = ("euler", "exact")
+THRESHOLD_COMPARES = ("strict", "inclusive")
+"""How a spike is decided: ``v > θ`` (strict, every simulator's default) or ``v >= θ`` (the paper's Eq. 4)."""
 DEFAULT_DT = 1e-4
 """dt (seconds) assumed for graphs that carry no snnbridge metadata (the NIR paper's dt)."""
 DEFAULT_RESET = "zero"
@@ -127,11 +134,12 @@ SUPPORTED_TYPES = STATELESS_TYPES + NEURON_TYPES + ("Delay",)
 
 @dataclass(frozen=True)
 class Semantics:
-    """The options NIR cannot express: step ``dt`` (s), reset mode, integration method."""
+    """The options NIR cannot express: step ``dt`` (s), reset mode, integration method, threshold comparison."""
 
     dt: float = DEFAULT_DT
     reset: str = DEFAULT_RESET
     integration: str = DEFAULT_INTEGRATION
+    threshold: str = "strict"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.dt, (int, float)) and math.isfinite(self.dt) and self.dt > 0):
@@ -140,6 +148,8 @@ class Semantics:
             raise ValueError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"integration must be one of {INTEGRATIONS}, got {self.integration!r}")
+        if self.threshold not in THRESHOLD_COMPARES:
+            raise ValueError(f"threshold must be one of {THRESHOLD_COMPARES}, got {self.threshold!r}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,7 @@ class NeuronOptions:
         reset_timing: one of :data:`RESET_TIMINGS` (default ``immediate``).
         zero_reset_target: one of :data:`ZERO_RESET_TARGETS`; only used by delayed zero resets.
         v_init / i_init: initial membrane / synaptic current (float64, broadcastable to the node shape).
+        threshold: ``strict`` (``v > θ``) or ``inclusive`` (``v >= θ``), see :data:`THRESHOLD_COMPARES`.
     """
 
     reset: str = DEFAULT_RESET
@@ -158,6 +169,7 @@ class NeuronOptions:
     zero_reset_target: str = "state"
     v_init: np.ndarray | None = None
     i_init: np.ndarray | None = None
+    threshold: str = "strict"
 
     def __post_init__(self) -> None:
         if self.reset not in RESET_MODES:
@@ -166,6 +178,8 @@ class NeuronOptions:
             raise ValueError(f"reset_timing must be one of {RESET_TIMINGS}, got {self.reset_timing!r}")
         if self.zero_reset_target not in ZERO_RESET_TARGETS:
             raise ValueError(f"zero_reset_target must be one of {ZERO_RESET_TARGETS}, got {self.zero_reset_target!r}")
+        if self.threshold not in THRESHOLD_COMPARES:
+            raise ValueError(f"threshold must be one of {THRESHOLD_COMPARES}, got {self.threshold!r}")
 
     @property
     def default_timing(self) -> bool:
@@ -182,6 +196,8 @@ class NeuronOptions:
             out["v_init"] = np.asarray(self.v_init, dtype=np.float64)
         if self.i_init is not None:
             out["i_init"] = np.asarray(self.i_init, dtype=np.float64)
+        if self.threshold != "strict":
+            out["threshold"] = self.threshold
         return out
 
 
@@ -220,6 +236,8 @@ class NeuronCoefficients:
     v_reset: np.ndarray | None = None
     syn_decay: np.ndarray | None = None
     syn_gain: np.ndarray | None = None
+    inclusive: bool = False
+    """Fire at ``v >= threshold`` instead of ``v > threshold`` (see :attr:`TensorCoefficients.fire_threshold`)."""
 
     @property
     def spiking(self) -> bool:
@@ -243,19 +261,22 @@ def pinned_coefficients(node, dt: float) -> dict[str, np.ndarray]:
     return {k: _f64(meta[k]) for k in PINNED_KEYS if k in meta}
 
 
-def neuron_coefficients(node, sem: Semantics) -> NeuronCoefficients:
+def neuron_coefficients(node, sem: Semantics, threshold: str | None = None) -> NeuronCoefficients:
     """Discrete-time constants of a NIR neuron node (LIF, IF, CubaLIF, LI, I, CubaLI).
 
     Computed from the node's continuous parameters for ``sem``; pinned constants in the node's metadata
-    (see :func:`pinned_coefficients`) replace them at the dt they were pinned for.
+    (see :func:`pinned_coefficients`) replace them at the dt they were pinned for.  ``threshold``
+    (``strict``/``inclusive``) is the node's comparison (default: ``sem.threshold``).
     """
-    c = _computed_coefficients(node, sem)
-    pinned = pinned_coefficients(node, sem.dt)
-    if not pinned:
-        return c
     from dataclasses import replace
 
-    return replace(c, **{k: v for k, v in pinned.items() if getattr(c, k) is not None})
+    c = _computed_coefficients(node, sem)
+    pinned = pinned_coefficients(node, sem.dt)
+    if pinned:
+        c = replace(c, **{k: v for k, v in pinned.items() if getattr(c, k) is not None})
+    if (threshold or sem.threshold) == "inclusive" and c.threshold is not None:
+        c = replace(c, inclusive=True)
+    return c
 
 
 def _computed_coefficients(node, sem: Semantics) -> NeuronCoefficients:
@@ -357,10 +378,10 @@ def neuron_step(
         v = integrate(state.v, drive, c.decay, c.gain, c.bias)
         if c.threshold is None:
             return v, NeuronState(v, i_new), v
-        s = fire(v, c.threshold, spike_fn)
+        s = fire(v, c.fire_threshold, spike_fn)
         return s, NeuronState(reset(v, s, reset_mode, c.threshold, c.v_reset), i_new), v
     v, r = delayed_integrate(state.v, drive, c, reset_mode, zero_target)
-    s = fire(v, c.threshold, spike_fn)
+    s = fire(v, c.fire_threshold, spike_fn)
     if timing == "delayed":
         return s, NeuronState(v, i_new), v
     return s, NeuronState(recheck_reset(v, s, r, reset_mode, c.threshold), i_new), v
@@ -373,7 +394,7 @@ def delayed_integrate(v_prev: torch.Tensor, drive: torch.Tensor, c: "TensorCoeff
     ``subtract``: ``v = (decay·v_prev + (gain·drive + bias)) - r·θ``; ``zero`` on the ``state``:
     ``v = decay·(v_prev·(1-r)) + (gain·drive + bias)``; ``zero`` on the ``membrane``: ``v = u - u·r``.
     """
-    r = heaviside(v_prev - c.threshold).detach()
+    r = heaviside(v_prev - c.fire_threshold).detach()
     if reset_mode == "zero" and zero_target == "state":
         return integrate(v_prev * (1 - r), drive, c.decay, c.gain, c.bias), r
     u = integrate(v_prev, drive, c.decay, c.gain, c.bias)
@@ -405,13 +426,27 @@ class TensorCoefficients:
     v_reset: torch.Tensor | None
     syn_decay: torch.Tensor | None
     syn_gain: torch.Tensor | None
+    fire_threshold: torch.Tensor | None = None
+    """What the membrane is compared with (strictly): ``threshold`` itself, or for an inclusive node the next
+    float below it in this dtype.  ``threshold`` stays what a subtract reset subtracts."""
+
+    def __post_init__(self) -> None:
+        if self.fire_threshold is None and self.threshold is not None:
+            object.__setattr__(self, "fire_threshold", self.threshold)
 
     @classmethod
     def of(cls, c: NeuronCoefficients, dtype: torch.dtype, device="cpu") -> "TensorCoefficients":
         def t(a):
             return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
 
-        return cls(t(c.decay), t(c.gain), t(c.bias), t(c.threshold), t(c.v_reset), t(c.syn_decay), t(c.syn_gain))
+        thr = t(c.threshold)
+        fire_at = inclusive_threshold(thr) if c.inclusive and thr is not None else thr
+        return cls(t(c.decay), t(c.gain), t(c.bias), thr, t(c.v_reset), t(c.syn_decay), t(c.syn_gain), fire_at)
+
+
+def inclusive_threshold(threshold: torch.Tensor) -> torch.Tensor:
+    """The strict-compare threshold that realises ``v >= threshold`` in ``threshold``'s dtype: the next float below."""
+    return torch.nextafter(threshold, torch.full_like(threshold, -float("inf")))
 
 
 # --------------------------------------------------------------------------- stateless nodes
