@@ -1,7 +1,9 @@
 """The ``snnbridge`` command line, thin over the library.
 
 Exit codes: 0 success, 1 a check failed (e.g. backends disagree), 2 bad input
-(a clear one-line message on stderr, no traceback, no output file written).
+(a clear one-line message on stderr, no traceback, no output file written), 3 an internal error (a bug:
+one line naming where to report it; ``snnbridge --debug ...`` shows the traceback), 130 Ctrl-C
+(143 SIGTERM; temporary files are removed, nothing half-written is left).
 Command groups living elsewhere register themselves through a ``register(app)``
 function in the modules listed in ``_COMMAND_MODULES``.
 """
@@ -9,6 +11,8 @@ function in the modules listed in ``_COMMAND_MODULES``.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,13 +29,53 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 err_console = Console(stderr=True)
 
-_COMMAND_MODULES = ("snnbridge.validation.cli", "snnbridge.reproduce.cli")
+_COMMAND_MODULES = ("snnbridge.validation.cli", "snnbridge.reproduce.cli", "snnbridge.cli_native")
+
+
+BUG_REPORT = "https://github.com/snnbridge/snnbridge/issues"
+"""Where unexpected errors (bugs) are reported; the one-line message names it."""
+
+_debug = os.environ.get("SNNBRIDGE_DEBUG", "") not in ("", "0")
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain_text(text: object) -> str:
+    """``text`` without terminal escape sequences or control characters (newlines and tabs become spaces)."""
+    return _CONTROL.sub("", str(text).replace("\n", " ").replace("\t", " ").replace("\r", " "))
+
+
+def term(text: object) -> str:
+    """A string from a file (node, backend or report field) made safe to print through rich: no escape
+    sequences or control characters, and ``[...]`` shown literally instead of read as markup."""
+    from rich.markup import escape
+
+    return escape(plain_text(text))
 
 
 def fail(message: str, code: int = 2) -> None:
     """Print one clear error line and exit with ``code`` (no traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {term(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error "
+                                                            "(also: SNNBRIDGE_DEBUG=1).")) -> None:
+    """Carry one spiking network across snnTorch, Norse and Brian2 through NIR, and check that they agree."""
+    global _debug
+    _debug = _debug or debug
+
+
+def positive(value: int | float | None, option: str, allow_zero: bool = False, maximum: float | None = None) -> None:
+    """Refuse a count or size option that is not > 0 (or >= 0), or above ``maximum``: exit 2 with one line."""
+    if value is None:
+        return
+    if isinstance(value, float) and value != value:
+        raise SnnBridgeError(f"{option} must be a number, got nan")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise SnnBridgeError(f"{option} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SnnBridgeError(f"{option} must be <= {maximum:g}, got {value}")
 
 
 @app.command()
@@ -44,7 +88,7 @@ def inspect(file: Path = typer.Argument(..., help="A .nir file."),
 
     graph = read_graph(file)
     fg = prepare(graph, dt=dt, reset=reset)
-    table = Table(title=f"{file.name}: {len(fg.nodes)} nodes, {len(fg.recurrent)} recurrent edge(s)")
+    table = Table(title=f"{term(file.name)}: {len(fg.nodes)} nodes, {len(fg.recurrent)} recurrent edge(s)")
     for col in ("node", "type", "input shape", "output shape", "params", "from"):
         table.add_column(col, overflow="fold")
     total = 0
@@ -52,19 +96,20 @@ def inspect(file: Path = typer.Argument(..., help="A .nir file."),
         n = fg.parameter_count(name)
         total += n
         preds = ", ".join(p + (" (t-1)" if (p, name) in fg.recurrent else "") for p in fg.preds[name])
-        table.add_row(name, fg.type_of(name), str(list(fg.in_shapes[name])), str(list(fg.out_shapes[name])),
-                      f"{n:,}", preds)
+        table.add_row(term(name), term(fg.type_of(name)), str(list(fg.in_shapes[name])),
+                      str(list(fg.out_shapes[name])), f"{n:,}", term(preds))
     console.print(table)
     s = fg.semantics
     src = "metadata" if "dt" in fg.metadata else "defaults (no snnbridge metadata)"
-    console.print(f"parameters: {total:,}   dt={s.dt:g} s   reset={s.reset}   integration={s.integration}   "
+    console.print(f"parameters: {total:,}   dt={s.dt:g} s   reset={term(s.reset)}   "
+                  f"integration={term(s.integration)}   "
                   f"[dim]({src})[/]")
     meta = Table(title="metadata", show_header=True)
     meta.add_column("key")
     meta.add_column("value", overflow="fold")
     for k, v in sorted(fg.metadata.items()):
-        text = str(v)
-        meta.add_row(k, text if len(text) < 200 else text[:200] + "…")
+        text = plain_text(v)
+        meta.add_row(term(k), term(text if len(text) < 200 else text[:200] + "…"))
     if fg.metadata:
         console.print(meta)
 
@@ -86,7 +131,11 @@ def export(source: str = typer.Argument(..., help="A structure (e.g. 'Input-32C3
     from snnbridge.bridge.export import export as do_export
     from snnbridge.models import Network
 
-    if Path(source).is_file():
+    positive(dt, "--dt")
+    positive(threshold, "--threshold")
+    if not 0.0 <= decay <= 1.0:
+        raise SnnBridgeError(f"--decay must be in [0, 1], got {decay}")
+    if Path(source).exists():
         net = Network.load(source)
         if not net.is_snn:
             from snnbridge.models.network import NetworkConfig
@@ -98,6 +147,11 @@ def export(source: str = typer.Argument(..., help="A structure (e.g. 'Input-32C3
             shape = tuple(int(s) for s in input_shape.split(","))
         except ValueError:
             raise SnnBridgeError(f"--input-shape '{input_shape}' is not a comma-separated list of integers") from None
+        if not shape or min(shape) <= 0:
+            raise SnnBridgeError(f"--input-shape '{input_shape}': every size must be > 0")
+        from snnbridge.bridge import limits
+
+        limits.check_shape(shape, 4, "--input-shape")
         torch.manual_seed(seed)
         try:
             net = Network(structure=source, input_shape=shape, neuron=neuron, decay=decay, threshold=threshold,
@@ -105,7 +159,8 @@ def export(source: str = typer.Argument(..., help="A structure (e.g. 'Input-32C3
         except ValueError as e:
             raise SnnBridgeError(str(e)) from None
     path = do_export(net, output)
-    console.print(f"wrote {path} ({net.structure.text}, {sum(p.numel() for p in net.parameters()):,} weights)")
+    console.print(f"wrote {term(path)} ({term(net.structure.text)}, "
+                  f"{sum(p.numel() for p in net.parameters()):,} weights)", highlight=False)
 
 
 @app.command()
@@ -131,24 +186,75 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _error_line(message: object) -> None:
+    err_console.print(f"[bold red]error:[/] {term(message)}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, turning snnbridge errors into exit code 2 without a traceback."""
+    """Entry point and the one error boundary of every command.
+
+    Known errors (:class:`SnnBridgeError`, usage errors) → one line, exit 2; Ctrl-C → exit 130 (SIGTERM 143),
+    also when a library swallowed the interrupt; anything unexpected → one line naming :data:`BUG_REPORT`
+    and ``--debug`` (which shows the traceback), exit 3.
+    """
+    from snnbridge import fileio
+
+    previous = fileio.install_signal_handlers()
     try:
-        rc = app(args=argv, standalone_mode=False)  # click returns (not raises) typer.Exit's code here
+        return _main(argv)
+    finally:
+        if argv is not None:  # called from Python (tests, scripts): leave the caller's handlers as they were
+            fileio.restore_signal_handlers(previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    global _debug
+    import click
+
+    from snnbridge import fileio
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug or "--debug" in args[: next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))]
+    try:
+        try:
+            rc = app(args=args, standalone_mode=False)  # click returns (not raises) typer.Exit's code here
+        finally:
+            _debug = os.environ.get("SNNBRIDGE_DEBUG", "") not in ("", "0")
+        rc = rc if isinstance(rc, int) else 0
     except SnnBridgeError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
-        return 2
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _error_line(e)
+        rc = 2
     except typer.Exit as e:
-        return int(e.exit_code or 0)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("aborted")
-        return 130
-    except Exception as e:  # click's usage errors (missing argument, bad option) carry show()/exit_code
-        if hasattr(e, "show") and hasattr(e, "exit_code"):
-            e.show()
-            return 2
-        raise
-    return rc if isinstance(rc, int) else 0
+        rc = int(e.exit_code or 0)
+    except (typer.Abort, KeyboardInterrupt) as e:
+        sig = getattr(e, "signum", None) or getattr(e.__context__, "signum", None) or fileio.interrupted()
+        err_console.print("interrupted" + (" (SIGTERM)" if sig == 15 else ""), highlight=False)
+        return 128 + int(sig or 2)
+    except click.exceptions.ClickException as e:  # usage errors: missing argument, bad option value
+        e.show()
+        rc = 2
+    except MemoryError:
+        _error_line("out of memory; lower --samples/--T/--batch-size or the memory budget (SNNBRIDGE_MEMORY_BUDGET)")
+        rc = 2
+    except Exception as e:  # noqa: BLE001 - the boundary: never a raw traceback unless asked for
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        msg = str(e).splitlines()[0][:300] if str(e) else ""
+        _error_line(f"internal error {type(e).__name__}: {msg} — this is a bug in snnbridge; please report it at "
+                    f"{BUG_REPORT} with the command" + ("" if debug else " and the traceback shown by "
+                                                        "'snnbridge --debug ...'"))
+        rc = 3
+    sig = fileio.interrupted()
+    if sig is not None:  # an interrupt someone swallowed (h5py's weakref callbacks do): never report success
+        err_console.print("interrupted", highlight=False)
+        return 128 + int(sig)
+    return rc
 
 
 if __name__ == "__main__":

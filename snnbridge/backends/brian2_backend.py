@@ -182,6 +182,9 @@ class Brian2Simulation(Simulation):
 
     def run(self, inputs: Inputs, record: Iterable[str] | None = None, membranes: bool = True) -> Recording:
         """Run ``inputs`` ``[T, B, *shape]`` (or a dict by input name); record every node (or ``record``)."""
+        from snnbridge.bridge import limits
+
+        limits.check_run_inputs(self.graph, inputs, self.dtype, membranes, None, "brian2")  # before allocating
         fg, plan = self.graph, self.plan
         t0 = time.perf_counter()
         self._extra_timings = {}
@@ -273,6 +276,9 @@ class Brian2Simulation(Simulation):
         return self._params[name]
 
     def _stateless(self, name: str, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Value of stateless node ``name`` from its predecessors' values (computed first where missing)."""
+        if name in values:
+            return values[name]
         fg = self.graph
         x = _sum([_shift(values[p], 1) if (p, name) in fg.recurrent else values[p] for p in fg.preds[name]])
         return self.forward(name, x)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import nir
 
 from snnbridge.errors import GraphError, NIRFileError
+
+MAX_DEPTH = 32
+"""Deepest group nesting a ``.nir`` file may have (nested graphs); deeper structures are refused."""
+
+MAX_OBJECTS = 200_000
+"""Most groups and datasets a ``.nir`` file may hold."""
+
+_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError, UnicodeError)
+
+
+def _msg(e: BaseException) -> str:
+    text = str(e).strip("'\"").splitlines()[0] if str(e) else type(e).__name__
+    return text[:300]
 
 
 def read_graph(path: str | Path, type_check: bool = False) -> nir.NIRGraph:
@@ -21,19 +32,16 @@ def read_graph(path: str | Path, type_check: bool = False) -> nir.NIRGraph:
     Raises :class:`NIRFileError` for a missing, non-HDF5, truncated or non-NIR file
     and :class:`GraphError` for an unknown node type.
     """
-    path = Path(path)
-    if not path.exists():
-        raise NIRFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise NIRFileError(f"{path}: is a directory, not a .nir file")
+    path = check_regular_file(path)
     if not h5py.is_hdf5(path):
         raise NIRFileError(f"{path}: not an HDF5 file (a .nir file is HDF5)")
     try:
         with h5py.File(path, "r") as f:
             if "node" not in f:
                 raise NIRFileError(f"{path}: HDF5 file has no 'node' group, so it is not a NIR graph")
-    except OSError as e:
-        raise NIRFileError(f"{path}: cannot open as HDF5 (truncated or corrupt?): {e}") from None
+            check_hdf5_structure(f, path)
+    except _H5_ERRORS as e:  # h5py reports corrupt headers as KeyError, ValueError, RuntimeError, ...
+        raise NIRFileError(f"{path}: cannot open as HDF5 (truncated or corrupt?): {_msg(e)}") from None
     _raise_node_error(path)
     try:
         graph = nir.read(path, type_check=type_check)
@@ -45,13 +53,83 @@ def read_graph(path: str | Path, type_check: bool = False) -> nir.NIRGraph:
     return graph
 
 
+def check_regular_file(path: str | Path, what: str = "a .nir file") -> Path:
+    """Refuse a missing path, a folder, a FIFO, a device or a socket before opening it (a FIFO would hang)."""
+    from snnbridge.fileio import check_input_file
+
+    return check_input_file(path, what, NIRFileError)
+
+
+def check_hdf5_structure(f: h5py.File, path: str | Path) -> None:
+    """Refuse what could read outside the file, loop, or inflate: before any dataset is read.
+
+    Soft and external links, external or virtual datasets, group nesting deeper than :data:`MAX_DEPTH`, hard-link
+    cycles, more than :data:`MAX_OBJECTS` objects, and datasets whose declared size (shape x item size, which is
+    also what a compressed dataset inflates to) exceeds the memory budget, alone or together.
+    """
+    from snnbridge.bridge import limits
+
+    total = 0
+    count = 0
+    stack: list[tuple[h5py.Group, str, tuple[int, ...]]] = [(f, "", ())]
+    while stack:
+        group, where, ancestors = stack.pop()
+        addr = h5py.h5o.get_info(group.id).addr
+        if addr in ancestors:
+            raise NIRFileError(f"{path}: HDF5 group '{where or '/'}' contains itself (a hard-link cycle)")
+        if len(ancestors) > MAX_DEPTH:
+            raise NIRFileError(f"{path}: HDF5 groups nested deeper than {MAX_DEPTH} levels at '{where}'")
+        for key in group.keys():
+            name = f"{where}/{key}"
+            node_field = _node_field(name)
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.SoftLink):
+                raise NIRFileError(f"{path}: {node_field} is an HDF5 soft link (to '{link.path}'); refused")
+            if isinstance(link, h5py.ExternalLink):
+                raise NIRFileError(f"{path}: {node_field} is an HDF5 external link (to '{link.filename}:{link.path}'); "
+                                   "a .nir file must not read other files")
+            if not isinstance(link, h5py.HardLink):
+                raise NIRFileError(f"{path}: {node_field} is an unsupported HDF5 link type")
+            count += 1
+            if count > MAX_OBJECTS:
+                raise NIRFileError(f"{path}: more than {MAX_OBJECTS:,} HDF5 objects; refused")
+            obj = group[key]
+            if isinstance(obj, h5py.Group):
+                stack.append((obj, name, ancestors + (addr,)))
+                continue
+            if not isinstance(obj, h5py.Dataset):
+                raise NIRFileError(f"{path}: {node_field} is neither a group nor a dataset")
+            if obj.external:
+                raise NIRFileError(f"{path}: {node_field} stores its data in an external file; refused")
+            if obj.is_virtual:
+                raise NIRFileError(f"{path}: {node_field} is a virtual dataset (reads other files); refused")
+            shape = obj.shape or ()
+            nbytes = limits.numel(shape) * max(int(obj.dtype.itemsize), 1)
+            limits.check_bytes(nbytes, f"{path}: {node_field}", f"declared shape {list(shape)}, dtype {obj.dtype}")
+            total += nbytes
+    limits.check_bytes(total, f"{path}: reading all datasets", "their declared sizes together")
+
+
+def _node_field(name: str) -> str:
+    """``node 'a.b', field 'weight'`` for an HDF5 path such as ``/node/nodes/a/nodes/b/weight``."""
+    parts = [p for p in name.split("/") if p]
+    if parts[:1] != ["node"]:
+        return f"HDF5 object '{name}'"
+    nodes, rest = [], parts[1:]
+    while len(rest) >= 2 and rest[0] == "nodes":
+        nodes.append(rest[1])
+        rest = rest[2:]
+    where = f"node '{'.'.join(nodes)}'" if nodes else "the graph"
+    return where + (f", field '{'/'.join(rest)}'" if rest else "")
+
+
 def _raise_node_error(path: Path) -> None:
     """Check every node's type and required fields before handing the file to ``nir.read``."""
     try:
         with h5py.File(path, "r") as f:
             bad = _scan(f["node"], "")
-    except OSError as e:
-        raise NIRFileError(f"{path}: file is truncated or corrupt: {e}") from None
+    except _H5_ERRORS as e:
+        raise NIRFileError(f"{path}: file is truncated or corrupt: {_msg(e)}") from None
     if bad is not None:
         name, problem = bad
         raise GraphError(f"{problem} (in {path})", node=name or "<graph>")
@@ -79,17 +157,12 @@ def _scan(group: h5py.Group, name: str):
 
 
 def write_graph(path: str | Path, graph: nir.NIRGraph) -> Path:
-    """Write ``graph`` atomically (temporary file, then rename): no half-written file on failure."""
+    """Write ``graph`` atomically (temporary file, then rename): no half-written file on failure or interrupt."""
+    from snnbridge.fileio import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".nir.tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path, suffix=".nir.tmp") as tmp:
         nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Protocol
 
 import torch
 
+from snnbridge.bridge import limits
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.bridge.inputs import Inputs, as_input_tensors
@@ -75,6 +76,8 @@ def run_graph(fg: FlatGraph, runners: Mapping[str, NodeRunner], inputs: Inputs, 
 
     ``record`` limits the kept nodes (default: all); ``membranes`` keeps neuron membranes too.
     """
+    record = None if record is None else list(record)
+    limits.check_run_inputs(fg, inputs, dtype, membranes, record, backend)  # before anything is allocated
     xs = as_input_tensors(fg, inputs, dtype, device)
     keep = set(fg.order) if record is None else set(record)
     missing = keep - set(fg.order)

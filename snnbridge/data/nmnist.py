@@ -34,10 +34,27 @@ def nmnist_available(root: str | Path) -> bool:
 
 
 def read_nmnist_file(path: str | Path) -> np.ndarray:
-    """One N-MNIST ``.bin`` recording (40-bit events) as a :data:`EVENT_DTYPE` array (``t`` in µs)."""
-    from tonic.io import read_mnist_file
+    """One N-MNIST ``.bin`` recording (40-bit events) as a :data:`EVENT_DTYPE` array (``t`` in µs).
 
-    return read_mnist_file(str(path), dtype=EVENT_DTYPE)
+    The same decoding as ``tonic.io.read_mnist_file`` (x, y: one byte each; p: bit 7 of byte 3; t: 23 bits),
+    with one clear :class:`DataError` for a FIFO/device, an oversized or a truncated file.
+    """
+    from snnbridge.bridge import limits
+    from snnbridge.fileio import check_input_file
+
+    path = check_input_file(path, "an N-MNIST .bin recording", DataError)
+    size = path.stat().st_size
+    limits.check_bytes(size // 5 * EVENT_DTYPE.itemsize, f"reading {path}", f"{size // 5:,} events")
+    raw = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    if raw.size % 5:
+        raise DataError(f"{path}: truncated N-MNIST recording ({raw.size} bytes is not a multiple of the 5-byte "
+                        "event size)")
+    raw = raw.reshape(-1, 5).astype(np.int64)
+    ev = np.empty(len(raw), dtype=EVENT_DTYPE)
+    ev["x"], ev["y"] = raw[:, 0], raw[:, 1]
+    ev["p"] = raw[:, 2] >> 7
+    ev["t"] = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
+    return ev
 
 
 def load_nmnist(root: str | Path, train: bool = True, limit: int | None = None, per_class: int | None = None,
@@ -97,20 +114,24 @@ def write_nmnist_folder(root: str | Path, train: EventDataset, test: EventDatase
 
     Written to a temporary sibling folder and renamed into place; refuses to overwrite an existing folder.
     """
-    import os
     import shutil
-    import tempfile
+
+    from snnbridge.fileio import OutputError, publish_dir, tmp_dir
 
     final = Path(root) / "NMNIST"
-    if final.exists():
+    if final.exists() or final.is_symlink():
         raise DataError(f"{final} exists; remove it or choose another --out")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".NMNIST-", dir=final.parent))
+    if final.parent.exists() and not final.parent.is_dir():
+        raise OutputError(f"{final.parent}: exists and is not a folder")
+    try:
+        tmp = tmp_dir(final.parent, "NMNIST")
+    except OSError as e:
+        raise OutputError(f"{final.parent}: cannot write here: {e.strerror or e}") from None
     try:
         for split, ds in (("Train", train), ("Test", test)):
             for i, (ev, lab) in enumerate(zip(ds.events, ds.labels)):
                 write_nmnist_file(tmp / split / str(int(lab)) / f"{i:05d}.bin", ev)
-        os.replace(tmp, final)
+        publish_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snnbridge.data.errors import DatasetNotFoundError
+from snnbridge.data.errors import DataError, DatasetNotFoundError
 
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -57,12 +57,65 @@ def load_mnist(root: str | Path, train_limit: int | None = None, test_limit: int
     ``train_limit``/``test_limit`` take a seeded random subset (``None``: all 60,000 / 10,000).
     Raises :class:`DatasetNotFoundError` (with where to put the files) when they are missing.
     """
+    check_mnist_files(root)
     out = []
     for train, limit in ((True, train_limit), (False, test_limit)):
-        ds = _open("MNIST", root, train)
+        try:
+            ds = _open("MNIST", root, train)
+        except (AssertionError, KeyError, IndexError, ValueError, RuntimeError) as e:  # torchvision's IDX parser
+            raise DataError(f"MNIST under {root}: IDX files cannot be read ({type(e).__name__}: {e})") from None
         x = ds.data.to(torch.float32).div_(255.0).unsqueeze(1)
         out.extend(_subset(x, ds.targets.to(torch.int64), limit, seed))
     return out[0], out[1], out[2], out[3]
+
+
+_IDX = {"train-images-idx3-ubyte": (2051, 3), "train-labels-idx1-ubyte": (2049, 1),
+        "t10k-images-idx3-ubyte": (2051, 3), "t10k-labels-idx1-ubyte": (2049, 1)}
+
+
+def check_idx_file(path: str | Path, magic: int, ndim: int) -> tuple[int, ...]:
+    """Check an (uncompressed) MNIST IDX file's magic number, dimensions and size; returns its shape.
+
+    Raises :class:`DataError` naming the file for a wrong magic number (e.g. images and labels swapped), a
+    truncated file, or a FIFO/device; the declared size is checked against the memory budget.
+    """
+    from snnbridge.bridge import limits
+    from snnbridge.fileio import check_input_file
+
+    path = check_input_file(path, "an MNIST IDX file", DataError)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4 + 4 * ndim)
+    if len(head) < 4:
+        raise DataError(f"{path}: truncated IDX file ({size} bytes)")
+    got = int.from_bytes(head[:4], "big")
+    if got != magic:
+        raise DataError(f"{path}: wrong IDX magic number {got} (0x{got:08x}); expected {magic} for a "
+                        f"{ndim}-D unsigned-byte {'label' if ndim == 1 else 'image'} file")
+    if len(head) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({size} bytes)")
+    shape = tuple(int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    need = 4 + 4 * ndim + limits.numel(shape)
+    limits.check_bytes(limits.numel(shape) * 4, f"reading {path}", f"declared shape {list(shape)}")
+    if size < need:
+        raise DataError(f"{path}: truncated IDX file: declares shape {list(shape)} ({need:,} bytes), has {size:,}")
+    return shape
+
+
+def check_mnist_files(root: str | Path) -> None:
+    """:func:`check_idx_file` for each uncompressed MNIST file under ``root/MNIST/raw``, and matching counts."""
+    raw = Path(root) / "MNIST" / "raw"
+    shapes = {}
+    for name, (magic, ndim) in _IDX.items():
+        if (raw / name).exists() or (raw / name).is_symlink():
+            shapes[name] = check_idx_file(raw / name, magic, ndim)
+    for split in ("train", "t10k"):
+        im, lab = shapes.get(f"{split}-images-idx3-ubyte"), shapes.get(f"{split}-labels-idx1-ubyte")
+        if im is not None and lab is not None:
+            if im[0] != lab[0]:
+                raise DataError(f"{raw}: {split} has {im[0]} images but {lab[0]} labels")
+            if im[0] == 0:
+                raise DataError(f"{raw}: {split} IDX files hold no samples (empty dataset)")
 
 
 def load_cifar10(root: str | Path, train_limit: int | None = None, test_limit: int | None = None, seed: int = 0

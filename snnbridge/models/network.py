@@ -238,22 +238,39 @@ class Network(nn.Module):
     # ----------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:
         """Checkpoint: config + weights (``torch.save``), reloadable with :meth:`load`."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": "snnbridge-network/1", "config": asdict(self.config),
-                    "state_dict": self.state_dict()}, path)
-        return path
+        from snnbridge.fileio import save_tensors
+
+        return save_tensors(Path(path), {"format": "snnbridge-network/1", "config": asdict(self.config),
+                                         "state_dict": self.state_dict()})
 
     @classmethod
     def load(cls, path: str | Path) -> "Network":
+        """Rebuild a network saved by :meth:`save`; never executes code from the file (``weights_only``)."""
         from snnbridge.errors import SnnBridgeError
+        from snnbridge.fileio import load_tensors
 
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001 - any unreadable file is one clear error
-            raise SnnBridgeError(f"{path}: not a readable snnbridge checkpoint ({type(e).__name__}: {e})") from None
+        ck = load_tensors(path, "an snnbridge network checkpoint")
         if not isinstance(ck, dict) or ck.get("format") != "snnbridge-network/1":
-            raise SnnBridgeError(f"{path}: not an snnbridge network checkpoint (missing 'format')")
-        net = cls(NetworkConfig(**ck["config"]))
-        net.load_state_dict(ck["state_dict"])
-        return net
+            found = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
+            raise SnnBridgeError(f"{path}: not an snnbridge network checkpoint (format {found!r}, expected "
+                                 "'snnbridge-network/1')")
+        return _rebuild(cls, ck.get("config"), ck.get("state_dict"), path)
+
+
+def _rebuild(cls, config, state_dict, path) -> "Network":
+    """A :class:`Network` from a checkpoint's config and weights, with one clear error for a bad or foreign file."""
+    from snnbridge.errors import SnnBridgeError
+
+    if not isinstance(config, dict) or not isinstance(state_dict, dict):
+        raise SnnBridgeError(f"{path}: checkpoint lacks a 'config' dict or a 'state_dict'")
+    try:
+        net = cls(NetworkConfig(**config))
+    except (TypeError, ValueError) as e:
+        raise SnnBridgeError(f"{path}: checkpoint config is not valid ({e})") from None
+    if not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise SnnBridgeError(f"{path}: checkpoint 'state_dict' holds values that are not tensors")
+    try:
+        net.load_state_dict(state_dict)
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise SnnBridgeError(f"{path}: weights do not fit the checkpoint's config ({str(e).splitlines()[0]})") from None
+    return net

@@ -7,7 +7,6 @@ bars, and seeded determinism.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from snnbridge.errors import SnnBridgeError
+from snnbridge.fileio import load_tensors, save_tensors
 from snnbridge.models.encoders import encode
-from snnbridge.models.network import Network, NetworkConfig
+from snnbridge.models.network import Network
 
 CHECKPOINT_FORMAT = "snnbridge-training/1"
 
@@ -116,22 +116,26 @@ def _fingerprint(network: Network, **kw) -> dict:
 
 
 def _save(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    save_tensors(path, payload)
 
 
 def load_checkpoint(path: str | Path) -> tuple[Network, dict]:
-    """Rebuild the network of a training checkpoint; returns ``(network, checkpoint dict)``."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear error
-        raise SnnBridgeError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {e})") from None
+    """Rebuild the network of a training checkpoint; returns ``(network, checkpoint dict)``.
+
+    Read with ``weights_only=True``: a file holding other Python objects is refused, never unpickled.
+    """
+    from snnbridge.models.network import _rebuild
+
+    ck = load_tensors(path, "an snnbridge training checkpoint")
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise SnnBridgeError(f"{path}: not an snnbridge training checkpoint")
-    net = Network(NetworkConfig(**ck["network"]["config"]))
-    net.load_state_dict(ck["network"]["state_dict"])
+        found = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
+        raise SnnBridgeError(f"{path}: not an snnbridge training checkpoint (format {found!r}, expected "
+                             f"{CHECKPOINT_FORMAT!r})")
+    missing = [k for k in ("epoch", "fingerprint", "network", "optimizer", "generator", "torch_rng", "history")
+               if k not in ck]
+    if missing or not isinstance(ck["network"], dict):
+        raise SnnBridgeError(f"{path}: training checkpoint lacks {', '.join(missing) or 'network'}")
+    net = _rebuild(Network, ck["network"].get("config"), ck["network"].get("state_dict"), path)
     return net, ck
 
 

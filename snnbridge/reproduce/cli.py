@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -53,12 +54,16 @@ def register(app: typer.Typer) -> None:
         sweep: bool = typer.Option(True, help="Run the Fig. 13 sweep (T x u_th for Model-6)."),
         progress: bool = typer.Option(True, help="Show progress bars."),
         device: str = typer.Option("cpu", help="Where the networks train (cpu, cuda, cuda:1, ...)."),
+        overwrite: bool = typer.Option(False, help="Write into a non-empty --out folder snnbridge did not create "
+                                                   "(only snnbridge's files are replaced)."),
     ) -> None:
         """Regenerate Tables 4-6 and Figs. 8/10/12/13 of Deng et al. 2020 for the datasets present."""
         from rich.console import Console
 
+        from snnbridge.cli import positive, term
         from snnbridge.reproduce.runner import reproduce as run
 
+        positive(workers, "--workers", maximum=max(64, 4 * (os.cpu_count() or 1)))  # 0 would wait forever
         try:
             seed_list = [int(s) for s in _split(seeds) or ["0"]]
         except ValueError:
@@ -66,18 +71,18 @@ def register(app: typer.Typer) -> None:
         res = run(preset, data_dir, out, scheduler=scheduler, workers=workers, seeds=seed_list,
                   workloads=_split(workloads), networks=_split(networks), models=_split(models),
                   backends=tuple(_split(backends)) if backends else None, sweep=sweep, progress=progress,
-                  device=device)
+                  device=device, overwrite=overwrite)
         c = Console()
         for key in ("table4", "table5"):
             for r in res.document[key]:
                 paper = "" if r["paper"] is None else f"  (paper {r['paper']:.2f}%, gap {r['gap']:+.2f} pp)"
-                c.print(f"{r['workload']:>14} {r['network']} Model-{r['model']:<3} {r['accuracy']:6.2f}%{paper}",
+                c.print(term(f"{r['workload']:>14} {r['network']} Model-{r['model']:<3} {r['accuracy']:6.2f}%{paper}"),
                         highlight=False)
-        c.print(f"report: {res.paths['html']}  ({res.document['seconds']:.0f} s)", highlight=False)
+        c.print(f"report: {term(res.paths['html'])}  ({res.document['seconds']:.0f} s)", highlight=False)
         if res.failed:
             for f in res.failed:
-                c.print(f"[red]failed[/] {f['spec']['workload']} {f['spec']['network']} Model-{f['spec']['model']}: "
-                        f"{f['error']}", highlight=False)
+                c.print("[red]failed[/] " + term(f"{f['spec']['workload']} {f['spec']['network']} "
+                                                 f"Model-{f['spec']['model']}: {f['error']}"), highlight=False)
             raise typer.Exit(1)
 
     data_app = typer.Typer(no_args_is_help=True, help="Datasets: emulate event recordings, compare with real ones.")
@@ -92,8 +97,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Emulator seed."),
     ) -> None:
         """Turn static digits into N-MNIST-like recordings (three saccades, 34x34 ATIS-like sensor)."""
+        from snnbridge.cli import positive
         from snnbridge.data import EmulatorConfig, emulate_dataset
         from snnbridge.data.nmnist import write_nmnist_folder
+
+        positive(limit, "--limit")
 
         xtr, ytr, xte, yte = _static_images(source, data_dir, limit, seed)
         cfg = EmulatorConfig()
@@ -109,7 +117,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed."),
     ) -> None:
         """Compare emulated recordings with real N-MNIST: events per sample, ON/OFF balance, spatial extent."""
+        from snnbridge.cli import positive
         from snnbridge.data import compare_event_statistics, emulate_dataset, load_nmnist
+
+        positive(samples, "--samples")
 
         real_ds = load_nmnist(real, True, limit=samples, seed=seed)
         if emulated in ("digits", "mnist"):

@@ -8,10 +8,7 @@ import base64
 import datetime as _dt
 import html
 import json
-import os
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
 from snnbridge.models.presets import Preset
@@ -296,25 +293,21 @@ def html_page(doc: dict, figs: dict[str, bytes]) -> str:
             f"<style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>")
 
 
-def write_report(doc: dict, out: str | Path) -> dict[str, Path]:
-    """Write ``results.json``, ``report.md``, ``report.html`` and ``figures/`` into ``out``; returns the paths."""
+def write_report(doc: dict, out: str | Path, overwrite: bool = False) -> dict[str, Path]:
+    """Write ``results.json``, ``report.md``, ``report.html`` and ``figures/`` into ``out``; returns the paths.
+
+    ``out`` follows the output-folder rule of :func:`snnbridge.fileio.write_folder`: new, empty or written by
+    snnbridge before, else refused unless ``overwrite``; each file is replaced atomically, nothing else in the
+    folder (nor in ``figures/``) is deleted.
+    """
+    from snnbridge.fileio import write_folder
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     figs = _figures(doc)
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
-    try:
-        (tmp / "figures").mkdir()
-        for name, png in figs.items():
-            (tmp / "figures" / name).write_bytes(png)
-        (tmp / "results.json").write_text(json.dumps(doc, indent=1, default=str))
-        (tmp / "report.md").write_text(markdown(doc, figs))
-        (tmp / "report.html").write_text(html_page(doc, figs))
-        if (out / "figures").exists():
-            shutil.rmtree(out / "figures")
-        os.replace(tmp / "figures", out / "figures")
-        for name in ("results.json", "report.md", "report.html"):
-            os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    files: dict = {f"figures/{name}": png for name, png in figs.items()}
+    files["results.json"] = json.dumps(doc, indent=1, default=str)
+    files["report.md"] = markdown(doc, figs)
+    files["report.html"] = html_page(doc, figs)
+    write_folder(out, files, "reproduce", overwrite=overwrite)
     return {"json": out / "results.json", "markdown": out / "report.md", "html": out / "report.html",
             "figures": out / "figures"}

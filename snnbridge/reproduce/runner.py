@@ -77,21 +77,26 @@ def reproduce(preset: str | Preset = "quick", data_dir: str | Path | None = None
               scheduler: str = "local", workers: int = 2, seeds: Iterable[int] = (0,),
               workloads: Iterable[str] | None = None, networks: Iterable[str] | None = None,
               models: Iterable[str] | None = None, backends: Iterable[str] | None = None, sweep: bool = True,
-              progress: bool = True, device: str = "cpu") -> ReproduceResult:
+              progress: bool = True, device: str = "cpu", overwrite: bool = False) -> ReproduceResult:
     """Regenerate Tables 4, 5, 6 and Figs. 8/10/12/13 for the workloads present; write the report to ``out``.
 
     ``workloads``/``networks``/``models`` filter the cells (default: all available); ``backends`` defaults to
     the preset's; ``device`` is where the networks train (e.g. ``"cuda"``; evaluation runs the exported NIR
     graphs on the CPU backends).  Cells are cached in ``out/cache`` so a rerun (or an interrupted run) only
-    computes what is missing.
+    computes what is missing.  ``out`` must be new, empty or an earlier snnbridge output folder (it holds
+    ``.snnbridge-output``); any other folder is refused unless ``overwrite`` (only snnbridge's files are replaced).
     """
     from snnbridge.reproduce.report import build_document, write_report
 
     t0 = time.perf_counter()
     p = get_preset(preset)
+    from snnbridge.fileio import check_output_folder, mark_folder
     if data_dir is not None and not Path(data_dir).is_dir():
         raise SnnBridgeError(f"--data-dir {data_dir} is not a directory")
     found = available_workloads(data_dir)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SnnBridgeError(f"workers must be an integer >= 1, got {workers!r}")
+    check_output_folder(out, overwrite)
     if workloads is not None:
         wanted = list(workloads)
         unknown = [n for n in wanted if n not in WORKLOADS]
@@ -106,7 +111,7 @@ def reproduce(preset: str | Preset = "quick", data_dir: str | Path | None = None
         bks = ("reference",) + bks
     else:
         bks = ("reference",) + tuple(b for b in bks if b != "reference")
-    out = Path(out)
+    out = mark_folder(Path(out), "reproduce")  # before the cache is written, so that a rerun may resume here
     cache = out / "cache"
     seeds = list(seeds)
     specs: list[dict] = []
@@ -124,5 +129,5 @@ def reproduce(preset: str | Preset = "quick", data_dir: str | Path | None = None
     failed = [r for r in results if "error" in r]
     doc = build_document(p, found, data_paths, results, bks, data_dir, time.perf_counter() - t0,
                          {"scheduler": scheduler, "workers": workers, "seeds": seeds, "device": device})
-    paths = write_report(doc, out)
+    paths = write_report(doc, out, overwrite=overwrite)
     return ReproduceResult(doc, paths, failed)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -26,9 +25,9 @@ def cell_key(spec: dict) -> str:
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
-    os.replace(tmp, path)
+    from snnbridge.fileio import atomic_write
+
+    atomic_write(path, json.dumps(doc, indent=1, default=str))
 
 
 def run_cell(spec: dict, cache: str, threads: int = 1) -> dict:
@@ -97,8 +96,11 @@ def cached_result(spec: dict, cache: str | Path) -> dict | None:
 def run_cells(specs: list[dict], cache: str | Path, scheduler: str = "local", workers: int = 2,
               progress: bool = True, on_result: Callable[[dict], None] | None = None) -> list[dict]:
     """Run every spec (cached ones are read, not rerun) and return the results in the order of ``specs``."""
+    from snnbridge.errors import SnnBridgeError
     from snnbridge.progress import progress_bar
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SnnBridgeError(f"workers must be an integer >= 1, got {workers!r}")  # 0 would wait forever
     cache = str(Path(cache).resolve())
     results: list[dict | None] = [cached_result(s, cache) for s in specs]
     todo = [i for i, r in enumerate(results) if r is None]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from snnbridge.data import (
     nmnist_available,
 )
 from snnbridge.errors import SnnBridgeError
+from snnbridge.fileio import load_tensors, save_tensors
 from snnbridge.models.presets import Preset
 
 
@@ -116,8 +116,11 @@ def load_workload(w: Workload, preset: Preset, data_dir: str | Path | None, seed
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
 
 
-DATA_VERSION = 2
+DATA_VERSION = 3
 """Bump when the preparation of a workload changes (invalidates cached data files)."""
+
+CACHE_FORMAT = "snnbridge-workload/1"
+"""The ``format`` field of a prepared-workload cache file (tensors and plain containers only)."""
 
 
 def _fingerprint(w: Workload, preset: Preset, data_dir: str | Path | None, seed: int) -> str:
@@ -137,40 +140,53 @@ def prepare_workload(w: Workload, preset: Preset, data_dir: str | Path | None, c
     if path.exists():
         return path
     data = load_workload(w, preset, data_dir, seed)
-    blob = {"workload": asdict(w)}
+    blob = {"format": CACHE_FORMAT, "workload": asdict(w)}
     for k, v in data.items():
         blob[k] = _pack(v) if isinstance(v, EventDataset) else v
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    save_tensors(path, blob)
     return path
 
 
 def read_prepared(path: str | Path) -> dict:
-    """Inverse of :func:`prepare_workload`: tensors or :class:`EventDataset` by split."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    return {k: _unpack(v) if isinstance(v, dict) and "offsets" in v else v for k, v in blob.items()}
+    """Inverse of :func:`prepare_workload`: tensors or :class:`EventDataset` by split.
+
+    Read with ``weights_only=True`` (tensors and plain containers only): nothing in the file can run code.
+    """
+    blob = load_tensors(path, "a prepared-workload cache file")
+    if not isinstance(blob, dict) or blob.get("format") != CACHE_FORMAT:
+        found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
+        raise SnnBridgeError(f"{path}: not an snnbridge workload cache (format {found!r}, expected {CACHE_FORMAT!r}); "
+                             "delete it to have it rebuilt")
+    try:
+        return {k: _unpack(v) if isinstance(v, dict) and "offsets" in v else v for k, v in blob.items()
+                if k != "format"}
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise SnnBridgeError(f"{path}: workload cache is damaged ({type(e).__name__}: {e}); delete it") from None
 
 
 _PACKED = {"x": np.int16, "y": np.int16, "t": np.int64, "p": np.int8}
 
 
 def _pack(ds: EventDataset) -> dict:
-    """Events of a dataset as four compact concatenated columns plus per-recording offsets."""
-    cat = {f: np.concatenate([e[f] for e in ds.events]).astype(dt) for f, dt in _PACKED.items()}
-    return {**cat, "offsets": np.cumsum([0] + [len(e) for e in ds.events]), "labels": ds.labels,
-            "sensor_size": tuple(ds.sensor_size), "name": ds.name}
+    """Events of a dataset as four compact concatenated columns plus per-recording offsets (all tensors, so the
+    file loads with ``weights_only=True``)."""
+    cat = {f: torch.from_numpy(np.concatenate([e[f] for e in ds.events]).astype(dt)) for f, dt in _PACKED.items()}
+    return {**cat, "offsets": torch.from_numpy(np.cumsum([0] + [len(e) for e in ds.events]).astype(np.int64)),
+            "labels": torch.from_numpy(np.asarray(ds.labels).astype(np.int64)),
+            "sensor_size": tuple(int(s) for s in ds.sensor_size), "name": str(ds.name)}
 
 
 def _unpack(v: dict) -> EventDataset:
     from snnbridge.data.events import EVENT_DTYPE
 
-    off = v["offsets"]
+    off = np.asarray(v["offsets"]).astype(np.int64)
+    cols = {f: np.asarray(v[f]) for f in _PACKED}
+    if len(off) == 0 or off[0] != 0 or np.any(np.diff(off) < 0) or any(len(c) != off[-1] for c in cols.values()):
+        raise ValueError("event offsets do not match the event columns")
     events = []
     for a, b in zip(off[:-1], off[1:]):
         ev = np.zeros(int(b - a), dtype=EVENT_DTYPE)
         for f in _PACKED:
-            ev[f] = v[f][a:b]
+            ev[f] = cols[f][a:b]
         events.append(ev)
     return EventDataset(events, np.asarray(v["labels"]), tuple(v["sensor_size"]), v["name"])

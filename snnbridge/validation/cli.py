@@ -19,6 +19,12 @@ def _console():
     return console
 
 
+def _term(text) -> str:
+    from snnbridge.cli import term
+
+    return term(text)
+
+
 def _verdict_table(result) -> None:
     from rich.table import Table
 
@@ -31,6 +37,7 @@ def _verdict_table(result) -> None:
     colors = {"pass": "green", "fail": "red", "error": "red", "unavailable": "dim"}
     pct = lambda v: "—" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     table.add_row("yardstick", "", pct(result.yardstick.accuracy), "", "reference executor, float64")
+    e = _term
     for b in result.backends.values():
         if b.status in ("error", "unavailable"):
             details = b.reason
@@ -41,7 +48,8 @@ def _verdict_table(result) -> None:
         else:
             details = "all recorded nodes agree"
         details = details if len(details) <= 160 else details[:157] + "..."
-        table.add_row(b.name, f"[{colors[b.status]}]{b.verdict}[/]", pct(b.accuracy), pct(b.agreement), details)
+        table.add_row(e(b.name), f"[{colors.get(b.status, 'red')}]{e(b.verdict)}[/]", pct(b.accuracy),
+                      pct(b.agreement), e(details))
     _console().print(table)
 
 
@@ -51,7 +59,7 @@ def _check_backends(specs) -> None:
     known = backends.names()
     for s in specs:
         if s.runner is None and s.backend not in known:
-            raise SnnBridgeError(f"unknown backend '{s.backend}'; known: {', '.join(known)}")
+            raise SnnBridgeError(f"unknown backend '{s.backend}'; known: {', '.join(known)}")  # escaped when shown
 
 
 def register(app: typer.Typer) -> None:
@@ -82,16 +90,27 @@ def register(app: typer.Typer) -> None:
         require_all: bool = typer.Option(False, help="Fail (exit 1) when a requested backend is unavailable."),
         batch_size: int = typer.Option(0, help="Samples per backend call (0: all at once)."),
         progress: bool = typer.Option(True, help="Show progress bars."),
+        overwrite: bool = typer.Option(False, help="Write --report into a non-empty folder snnbridge did not "
+                                                   "create (only the report's files are replaced)."),
     ) -> None:
         """Run MODEL on several backends, compare each node with the reference, and report (exit 0 pass, 1 fail)."""
         from snnbridge.bridge.graph import prepare
         from snnbridge.bridge.io import read_graph
+        from snnbridge.cli import positive
         from snnbridge.validation.conformance import conform as run_conform
         from snnbridge.validation.conformance import get_profile
         from snnbridge.validation.costs import Conventions
         from snnbridge.validation.runners import parse_specs
         from snnbridge.validation.sources import DataRequest, resolve
 
+        positive(samples, "--samples")
+        positive(T, "--T")
+        positive(dt, "--dt")
+        positive(plot_sample, "--plot-sample", allow_zero=True)
+        if report is not None:
+            from snnbridge.fileio import check_output_folder
+
+            check_output_folder(report, overwrite)  # refuse before hours of simulation, not after
         get_profile(profile)
         specs = parse_specs(backends)
         _check_backends(specs)
@@ -111,12 +130,13 @@ def register(app: typer.Typer) -> None:
             from snnbridge.validation.report import write_report
 
             paths = write_report(result, report, plot_node=plot_node, plot_sample=plot_sample,
-                                 extra_files={"model.nir": model})
-            _console().print(f"report: {paths.html}  (summary: {paths.markdown}, numbers: {paths.json})")
+                                 extra_files={"model.nir": model}, overwrite=overwrite)
+            _console().print(f"report: {_term(paths.html)}  (summary: {_term(paths.markdown)}, numbers: "
+                             f"{_term(paths.json)})", highlight=False)
         unavailable = [b.name for b in result.backends.values() if b.status == "unavailable" and not b.audit]
         code = result.exit_code
         if require_all and unavailable:
-            _console().print(f"[red]unavailable:[/] {', '.join(unavailable)}")
+            _console().print(f"[red]unavailable:[/] {_term(', '.join(unavailable))}")
             code = 1
         raise typer.Exit(code)
 
@@ -135,18 +155,20 @@ def register(app: typer.Typer) -> None:
         a, b = load_report(old), load_report(new)
         changes = cmp.compare_reports(a, b)
         if markdown:
-            typer.echo(cmp.markdown(changes))
+            from snnbridge.cli import plain_text
+
+            typer.echo("\n".join(plain_text(line) for line in cmp.markdown(changes).splitlines()))
         else:
-            table = Table(title=f"{old} → {new}")
+            table = Table(title=f"{_term(old)} → {_term(new)}")
             for h in cmp.HEADERS:
                 table.add_column(h, overflow="fold")
             for c, r in zip(changes, cmp.rows(changes)):
                 style = "red" if c.regressed else ("green" if c.fixed else None)
-                table.add_row(*r, style=style)
+                table.add_row(*[_term(x) for x in r], style=style)
             _console().print(table)
         regressed = [c.name for c in changes if c.regressed]
         if regressed:
-            _console().print(f"[red]regressed:[/] {', '.join(regressed)}")
+            _console().print(f"[red]regressed:[/] {_term(', '.join(map(str, regressed)))}")
         raise typer.Exit(1 if regressed else 0)
 
     @app.command()
@@ -156,15 +178,18 @@ def register(app: typer.Typer) -> None:
         samples: int = typer.Option(200, help="Test samples to check on every backend."),
         quick: bool = typer.Option(False, help="1 epoch, 40 samples (a smoke run)."),
         progress: bool = typer.Option(True, help="Show progress bars."),
+        overwrite: bool = typer.Option(False, help="Write into a non-empty --out folder snnbridge did not create "
+                                                   "(only the report's files are replaced)."),
     ) -> None:
         """Train a small SNN on the embedded digits, export it to NIR, check every simulator, write the report."""
         from snnbridge.validation.demo import run_demo
 
         if epochs <= 0 or samples <= 0:
             raise InputError("--epochs and --samples must be > 0")
-        res = run_demo(out, epochs=epochs, samples=samples, quick=quick, progress=progress, log=_console().print)
+        res = run_demo(out, epochs=epochs, samples=samples, quick=quick, progress=progress, log=_console().print,
+                       overwrite=overwrite)
         _verdict_table(res.result)
-        _console().print(f"done in {res.seconds:.0f} s — open [bold]{res.report.resolve()}[/]")
+        _console().print(f"done in {res.seconds:.0f} s — open [bold]{_term(res.report.resolve())}[/]")
         raise typer.Exit(res.result.exit_code)
 
     @app.command()
@@ -189,10 +214,17 @@ def register(app: typer.Typer) -> None:
             shape = tuple(int(s) for s in input_shape.split(","))
         except ValueError:
             raise InputError(f"--input-shape '{input_shape}' is not a comma-separated list of integers") from None
+        from snnbridge.cli import positive
+
+        if not shape or min(shape) <= 0:
+            raise InputError(f"--input-shape '{input_shape}': every size must be > 0")
+        positive(T, "--T")
+        if rate is not None and not 0.0 <= rate <= 1.0:
+            raise InputError(f"--rate must be in [0, 1], got {rate}")
         conv = Conventions(bias=count_bias, pooling=pooling_ops, input_layer=count_input, padded_taps=padded_taps)
         if paper_units:
             si = lambda v: "—" if v is None else f"{v / 1e6:.4f}"  # noqa: E731
-        table = Table(title=f"{structure} on {list(shape)}" + (" (10^6)" if paper_units else ""))
+        table = Table(title=f"{_term(structure)} on {list(shape)}" + (" (10^6)" if paper_units else ""))
         for col in ("model", "#W", "#A / #P", "#S", "M (bits)", "#Add", "#Mul"):
             table.add_column(col, justify="right")
         for mode in ("ann", "snn"):

@@ -34,16 +34,21 @@ class DemoResult:
 
 
 def run_demo(out: str | Path = "snnbridge-report", epochs: int = 5, samples: int = 200, quick: bool = False,
-             T: int = 15, seed: int = 0, backends=BACKENDS, progress: bool = True, log=print) -> DemoResult:
-    """Train, export, check and report; ``quick`` trains 1 epoch and checks 40 samples."""
+             T: int = 15, seed: int = 0, backends=BACKENDS, progress: bool = True, log=print,
+             overwrite: bool = False) -> DemoResult:
+    """Train, export, check and report; ``quick`` trains 1 epoch and checks 40 samples.
+
+    ``out`` follows the output-folder rule (new, empty or written by snnbridge, else ``overwrite``)."""
     from snnbridge.bridge.export import export
     from snnbridge.data.digits import load_digits
+    from snnbridge.fileio import check_output_folder
     from snnbridge.models import Network
     from snnbridge.models.encoders import bernoulli
     from snnbridge.models.training import train
     from snnbridge.validation.conformance import conform
     from snnbridge.validation.report import write_report
 
+    check_output_folder(out, overwrite)  # before training, not after
     t0 = time.perf_counter()
     if quick:
         epochs, samples = min(epochs, 1), min(samples, 40)
@@ -71,7 +76,8 @@ def run_demo(out: str | Path = "snnbridge-report", epochs: int = 5, samples: int
                          data=f"embedded digits test split, {samples} samples, Bernoulli T={T}, seed {seed}",
                          seed=seed)
         points = [{"label": "ANN twin (trained)", "accuracy": ann_acc, "adds": result.ann_costs.adds, "kind": "ann"}]
-        paths = write_report(result, out, extra_points=points, extra_files={"model.nir": nir_path})
+        paths = write_report(result, out, extra_points=points, extra_files={"model.nir": nir_path},
+                             overwrite=overwrite)
     secs = time.perf_counter() - t0
     log(f"[4/4] report written: {paths.html.resolve()}")
     return DemoResult(result, paths.html, hist.accuracy[-1] if hist.accuracy else float("nan"), ann_acc, secs)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,15 +54,18 @@ def load_report(path: str | Path) -> dict:
     """Read and validate a ``report.json`` (or the folder holding one); raises :class:`InputError`."""
     import jsonschema
 
+    from snnbridge.fileio import read_text
+
     p = Path(path)
     if p.is_dir():
         p = p / "report.json"
+    if not p.exists() and not p.is_symlink():
+        raise InputError(f"{p}: no such report")
+    text = read_text(p, "a report.json file", InputError)  # refuses a FIFO or device (would hang) and huge files
     try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such report") from None
-    except (OSError, ValueError) as e:
-        raise InputError(f"{p}: not a JSON report ({e})") from None
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"{p}: not a JSON report ({str(e)[:200]})") from None
     try:
         validate(doc)
     except jsonschema.ValidationError as e:
@@ -526,39 +526,28 @@ def render_markdown(doc: dict) -> str:
 
 def write_report(result: ConformanceResult, out_dir: str | Path, plot_node: str | None = None,
                  plot_sample: int | None = None, extra_points: list[dict] | None = None,
-                 extra_files: dict[str, str | Path] | None = None) -> ReportPaths:
-    """Write ``report.html``, ``summary.md`` and ``report.json`` into ``out_dir`` (replaced atomically).
+                 extra_files: dict[str, str | Path] | None = None, overwrite: bool = False) -> ReportPaths:
+    """Write ``report.html``, ``summary.md`` and ``report.json`` into ``out_dir``.
 
     ``extra_points``: more runs for the accuracy-vs-#Add chart and the cost table, dicts with
     ``label``, ``accuracy`` (0-1), ``adds`` and ``kind`` (``"ann"``/``"snn"``), e.g. a trained ANN.
     ``extra_files``: file name in the folder → existing file to copy there (e.g. the checked ``model.nir``).
+
+    ``out_dir`` must be new, empty, or a folder snnbridge wrote before (it holds ``.snnbridge-output``);
+    any other folder is refused with :class:`~snnbridge.fileio.OutputError` unless ``overwrite``.  A new
+    folder appears all at once; in an existing one each file is replaced atomically and nothing else is
+    touched (see :func:`snnbridge.fileio.write_folder`).
     """
+    from snnbridge.fileio import check_output_folder, write_folder
+
+    out = check_output_folder(out_dir, overwrite)  # refuse early, before the figures are drawn
     node, sample = choose_focus(result, plot_node, plot_sample)
     doc = report_dict(result, node, sample, extra_points)
     validate(doc)
     figs = _figures(result, node, sample, extra_points)
-    page = render_html(doc, figs)
-    md = render_markdown(doc)
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        (tmp / "report.html").write_text(page, encoding="utf-8")
-        (tmp / "summary.md").write_text(md, encoding="utf-8")
-        (tmp / "report.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
-        for name, src in (extra_files or {}).items():
-            shutil.copyfile(src, tmp / name)
-        os.chmod(tmp, 0o755)
-        old = None
-        if out.exists():
-            if not out.is_dir():
-                raise InputError(f"--report {out}: exists and is not a folder")
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    files: dict = {"report.html": render_html(doc, figs), "summary.md": render_markdown(doc),
+                   "report.json": json.dumps(doc, indent=1)}
+    for name, src in (extra_files or {}).items():
+        files[name] = Path(src)
+    write_folder(out, files, "conformance-report", overwrite=overwrite)
     return ReportPaths(out, out / "report.html", out / "summary.md", out / "report.json")

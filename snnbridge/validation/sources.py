@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from snnbridge.errors import InputError
+from snnbridge.errors import InputError, SnnBridgeError
 
 
 @dataclass
@@ -72,6 +72,11 @@ def resolve(spec: str, request: DataRequest) -> Data:
         raise InputError(f"--samples must be > 0, got {request.samples}")
     if request.T <= 0:
         raise InputError(f"--T must be > 0, got {request.T}")
+    from snnbridge.bridge import limits
+
+    shape = [int(d) for d in request.input_shape]
+    limits.check_bytes(limits.numel([request.T, request.samples] + shape) * 4, "the encoded input data",
+                       f"T={request.T} x {request.samples} samples x {shape}")
     first_error: InputError | None = None
     for _, matches, load in _SOURCES:  # a folder may hold several datasets: the first that fits the model wins
         if matches(spec):
@@ -140,17 +145,27 @@ def _load_digits(spec: str, req: DataRequest) -> Data:
 
 
 def _load_npz(spec: str, req: DataRequest) -> Data:
+    from snnbridge.fileio import check_input_file
+
     path = Path(spec)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"--data {spec}: no such file")
+    check_input_file(path, "an .npz file", InputError)  # a FIFO or device would hang
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise InputError(f"{spec}: a bare .npy array, not an .npz archive with 'x' (and optional 'y')")
             if "x" not in z.files:
                 raise InputError(f"{spec}: needs an array 'x' (has {', '.join(z.files) or 'nothing'})")
+            _check_npz_sizes(z, spec)
             x = np.asarray(z["x"])
             y = np.asarray(z["y"]) if "y" in z.files else None
-    except (OSError, ValueError) as e:
-        raise InputError(f"{spec}: not a readable .npz file ({e})") from None
+    except SnnBridgeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zip, zlib, header and pickle errors of a corrupt file: one line
+        raise InputError(f"{spec}: not a readable .npz file ({type(e).__name__}: {str(e)[:200]})") from None
+    if x.ndim < 2 or 0 in x.shape:
+        raise InputError(f"{spec}: x has shape {list(x.shape)}; the dataset is empty or not [N, ...] / [T, B, ...]")
     if x.dtype.kind not in "biuf":
         raise InputError(f"{spec}: x has dtype {x.dtype}, expected numbers")
     shape = tuple(req.input_shape)
@@ -177,6 +192,23 @@ def _load_npz(spec: str, req: DataRequest) -> Data:
         if len(labels) != xt.shape[1]:
             raise InputError(f"{spec}: {len(y)} labels for {xt.shape[1]} samples")
     return Data(xt, labels, f"{path.name}: {xt.shape[1]} samples, {how}")
+
+
+def _check_npz_sizes(z, spec: str) -> None:
+    """Each member's declared shape x item size against the memory budget, before it is decompressed."""
+    from snnbridge.bridge import limits
+
+    for name in ("x", "y"):
+        if name not in z.files:
+            continue
+        with z.zip.open(name + ".npy") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        limits.check_bytes(limits.numel(shape) * max(dtype.itemsize, 1), f"{spec}: array '{name}'",
+                           f"declared shape {list(shape)}, dtype {dtype}")
 
 
 # --------------------------------------------------------------------------- folders
