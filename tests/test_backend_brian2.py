@@ -20,8 +20,9 @@ pytest.importorskip("brian2")
 from snnbridge.backends import get  # noqa: E402
 from snnbridge.backends.brian2_backend import Brian2Backend, Brian2Simulation  # noqa: E402
 from snnbridge.bridge import Recording, ReferenceExecutor, read_graph  # noqa: E402
+from snnbridge.bridge.graph import prepare  # noqa: E402
 from snnbridge.bridge.semantics import Semantics  # noqa: E402
-from snnbridge.errors import UnsupportedNodeError  # noqa: E402
+from snnbridge.errors import GraphError, UnsupportedNodeError  # noqa: E402
 from snnbridge.validation.node_suite import chain, node_cases, scale_to_fire, table1_case  # noqa: E402
 
 from .conftest import SHARED  # noqa: E402
@@ -229,7 +230,8 @@ def test_cnn_sinabs_on_nmnist_frames(shared_graph):
 @pytest.mark.parametrize("stem,reset", [("braille_noDelay_noBias_subtract", "subtract"),
                                         ("braille_noDelay_bias_zero", "zero")])
 def test_braille_recurrent_cubalif(shared_graph, stem, reset):
-    """Recurrent CubaLIF (recurrent Affine with bias: the bias arrives one step late, like the spikes)."""
+    """Recurrent CubaLIF (recurrent Affine with bias: the bias reaches the neuron from t = 0, the spikes one
+    step late: the loop's delay sits on the edge leaving the neuron)."""
     g = read_graph(shared_graph(stem))
     gen = torch.Generator().manual_seed(3)
     x = (torch.rand((60, 3, 12), generator=gen) < 0.3).double()
@@ -428,7 +430,7 @@ def test_stateless_recurrent_loop_is_refused():
     g = chain([("a", nir.Linear(weight=np.eye(n))), ("b", nir.Linear(weight=np.eye(n) * 0.5)),
                ("lif", nir.LIF(tau=np.full(n, 0.01), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),
                                v_reset=np.zeros(n)))], (n,), (n,), Semantics(1e-3), extra_edges=[("b", "a")])
-    with pytest.raises(UnsupportedNodeError, match="backend 'brian2'.*only of stateless nodes"):
+    with pytest.raises(GraphError, match="node 'b'.*cycle without any neuron"):
         get("brian2").compile(g, target="numpy")
 
 
@@ -440,3 +442,147 @@ def test_bad_options():
         Brian2Backend().compile(case.graph, targte="numpy", **case.semantics)
     with pytest.raises(ValueError, match="input_projection"):
         Brian2Backend().compile(case.graph, input_projection="spikes", **case.semantics)
+
+
+# --------------------------------------------------------------------------- per-node step options
+
+OPTION_CONFIGS = [  # (reset, reset_timing, zero_reset_target)
+    ("subtract", "delayed", "state"),
+    ("subtract", "immediate_rechecked", "state"),
+    ("zero", "delayed", "state"),
+    ("zero", "delayed", "membrane"),
+    ("zero", "immediate_rechecked", "state"),
+    ("zero", "immediate_rechecked", "membrane"),
+    ("subtract", "immediate", "state"),  # the default timing, with an initial state
+]
+
+
+def _neuron(kind: str, n: int, meta: dict) -> nir.NIRNode:
+    """A neuron node whose constants are exact binary fractions at dt = 1e-3 (decay 0.5, gains 0.5 or 1):
+    with weights in multiples of 0.25 the membranes land exactly on the threshold (1.0) again and again."""
+    f = lambda v: np.full(n, float(v))  # noqa: E731
+    if kind == "IF":
+        node = nir.IF(r=f(1.0), v_threshold=f(1.0), v_reset=f(0.0))
+    elif kind == "LIF":
+        node = nir.LIF(tau=f(2e-3), r=f(2.0), v_leak=f(0.0), v_threshold=f(1.0), v_reset=f(0.0))
+    else:
+        node = nir.CubaLIF(tau_syn=f(2e-3), tau_mem=f(2e-3), r=f(2.0), v_leak=f(0.0), v_threshold=f(1.0),
+                           v_reset=f(0.0), w_in=f(2.0))
+    node.metadata = dict(meta)
+    return node
+
+
+def options_graph(kind: str, reset: str, timing: str, target: str, recurrent: bool = False,
+                  seed: int = 0) -> nir.NIRGraph:
+    """``input(6) -> fc -> a(8, options) [-> rec -> a] -> fc2 -> b(5, options) -> output`` with initial states.
+
+    ``v_init``/``i_init`` per neuron include values above the threshold (a delayed reset at t = 0) and a value
+    exactly on it; the recurrent Affine has a bias (it reaches ``a`` at t = 0).
+    """
+    rng = np.random.default_rng(seed)
+    q = lambda *shape: rng.integers(-2, 5, shape) * 0.25  # noqa: E731  multiples of 0.25
+    meta = {"reset": reset}
+    if timing != "immediate":
+        meta.update(reset_timing=timing, zero_reset_target=target)
+    meta_a = dict(meta, v_init=np.array([0.0, 1.0, 1.5, -0.5, 0.25, 2.25, 0.75, 1.25]))
+    if kind == "CubaLIF":
+        meta_a["i_init"] = np.array([0.0, 0.5, -0.25, 1.0, 0.0, 0.25, 0.75, 0.0])
+    nodes = [("fc", nir.Affine(weight=q(8, 6), bias=q(8) * 0.5)), ("a", _neuron(kind, 8, meta_a)),
+             ("fc2", nir.Linear(weight=q(5, 8))), ("b", _neuron(kind, 5, dict(meta, v_init=np.full(5, 0.5))))]
+    g = chain(nodes, (6,), (5,), Semantics(1e-3, reset))
+    if recurrent:  # a -> rec -> a closes the loop
+        g.nodes["rec"] = nir.Affine(weight=q(8, 8) * 0.5, bias=np.abs(q(8)) * 0.5 + 0.25)
+        g.edges += [("a", "rec"), ("rec", "a")]
+    return g
+
+
+def _option_inputs(seed: int, T: int = 30, B: int = 3) -> torch.Tensor:
+    return (torch.rand((T, B, 6), generator=torch.Generator().manual_seed(seed)) < 0.5).double()
+
+
+def _assert_options_matter(graph: nir.NIRGraph, x: torch.Tensor, ref: Recording) -> None:
+    """The same graph under the default options gives other spikes (the options are exercised, not ignored)."""
+    import copy
+
+    plain = nir.NIRGraph(nodes=dict(graph.nodes), edges=list(graph.edges), metadata=graph.metadata,
+                         type_check=False)
+    for k in ("a", "b"):
+        plain.nodes[k] = copy.copy(graph.nodes[k])
+        plain.nodes[k].metadata = {"reset": graph.nodes[k].metadata["reset"]}
+    other = reference(plain, x)
+    assert any(not torch.equal(other[k], ref[k]) for k in ("a", "b"))
+
+
+@pytest.mark.parametrize("kind", ["LIF", "IF", "CubaLIF"])
+@pytest.mark.parametrize("reset,timing,target", OPTION_CONFIGS)
+def test_reset_timing_and_initial_state_match_reference(kind, reset, timing, target):
+    """Every reset timing / zero-reset target / initial state, in float64: spikes equal, membranes exact
+    (binary-fraction constants), on membranes that hit the threshold exactly; inputs as currents and as synapses
+    with two rounds (the second round starts again from the initial state)."""
+    g = options_graph(kind, reset, timing, target)
+    x = _option_inputs(1)
+    ref = reference(g, x)
+    assert ref["a"].any() and ref["b"].any()
+    assert (ref.membranes["a"] == 1.0).any(), "some membrane should sit exactly on the threshold"
+    _assert_options_matter(g, x, ref)
+    assert_same(brian2(g, x), ref, tol=0.0)
+    assert_same(brian2(g, x, input_projection="synapses", copies=2), ref, tol=0.0)
+
+
+@pytest.mark.parametrize("kind", ["LIF", "CubaLIF"])
+@pytest.mark.parametrize("reset,timing,target", [OPTION_CONFIGS[1], OPTION_CONFIGS[3], OPTION_CONFIGS[6]])
+def test_options_on_a_recurrent_layer_with_bias(kind, reset, timing, target):
+    """``a -> rec(Affine with bias) -> a``: the recurrent edge is ``a -> rec``, so rec's bias drives ``a`` from
+    t = 0 while ``a``'s spikes come back one step later (as snnTorch's RLeaky)."""
+    g = options_graph(kind, reset, timing, target, recurrent=True)
+    assert prepare(g).recurrent == {("a", "rec")}
+    x = _option_inputs(2)
+    ref = reference(g, x)
+    assert ref["a"].any() and ref["b"].any()
+    got = brian2(g, x)
+    assert_same(got, ref, tol=1e-12)
+    # the bias reaches 'a' at t = 0: without input and initial state, 'a' integrates rec's bias at once
+    zero = torch.zeros_like(x)
+    ref0 = reference(g, zero)
+    assert (ref0.membranes["a"][0] != 0).any()
+    assert_same(brian2(g, zero), ref0, tol=1e-12)
+
+
+def test_recurrent_bias_reaches_the_neuron_at_step_zero():
+    """A neuron fed only by its recurrent Affine's bias (0.75 per step, threshold 1, subtract): the membrane runs
+    0.75, 1.5, 1.25, 1.0 (exactly on the threshold: no spike), 1.75, 1.5, so IF fires at t = 1, 2, 4, 5 — in the
+    Brian2 network too; were the bias delayed like the spikes, the first spike would come at t = 2."""
+    n = 2
+    node = nir.IF(r=np.ones(n), v_threshold=np.ones(n), v_reset=np.zeros(n))
+    g = chain([("fc", nir.Linear(weight=np.zeros((n, n)))), ("lif", node)], (n,), (n,), Semantics(1e-3, "subtract"),
+              extra_edges=[("lif", "rec"), ("rec", "lif")])
+    g.nodes["rec"] = nir.Affine(weight=np.zeros((n, n)), bias=np.full(n, 0.75))
+    x = torch.zeros((6, 1, n), dtype=torch.float64)
+    ref = reference(g, x)
+    assert ref["lif"][:, 0, 0].nonzero().ravel().tolist() == [1, 2, 4, 5]
+    assert_same(brian2(g, x), ref, tol=0.0)
+
+
+@pytest.mark.parametrize("target,case", [("cython", ("CubaLIF", "zero", "immediate_rechecked", "membrane")),
+                                         ("cython", ("LIF", "subtract", "delayed", "state")),
+                                         ("cpp_standalone", ("IF", "subtract", "immediate_rechecked", "state"))])
+def test_options_on_compiled_targets(target, case):
+    g = options_graph(*case)
+    x = _option_inputs(3)
+    ref = reference(g, x)
+    assert_same(brian2(g, x, target=target), ref, tol=0.0)
+
+
+def test_options_float32_flips_only_at_the_threshold():
+    """float32 (Brian2 variables are float32 then): spikes may differ only where the float64 membrane is within
+    2 ulp (float32) of the threshold; random weights, delayed subtract and rechecked zero."""
+    rng = np.random.default_rng(7)
+    for reset, timing in (("subtract", "delayed"), ("zero", "immediate_rechecked")):
+        g = options_graph("LIF", reset, timing, "membrane", seed=7)
+        g.nodes["fc"] = nir.Affine(weight=rng.normal(0.3, 0.4, (8, 6)), bias=rng.normal(0, 0.1, 8))
+        x = _option_inputs(4, T=40, B=4)
+        ref64 = reference(g, x)
+        got = brian2(g, x.float(), dtype=torch.float32)
+        assert got["a"].dtype == torch.bool and got.membranes["a"].dtype == torch.float32
+        n = _float32_check(got, ref64, {"a": 1.0, "b": 1.0}, rel=2 * torch.finfo(torch.float32).eps)
+        print(f"float32 {reset}/{timing}: {n} of {int(ref64['a'].sum() + ref64['b'].sum())} spikes differ")

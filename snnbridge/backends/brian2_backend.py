@@ -226,20 +226,20 @@ class Brian2Simulation(Simulation):
             spikes, vs = {}, {}
         t2 = time.perf_counter()
         values: dict[str, torch.Tensor] = {}
-        for name in fg.order:
+        for name in fg.order:  # groups first: a stateless node on a loop may come before its (lagged) source
             if name not in need:
                 continue
-            kind = fg.type_of(name)
             if name in fg.inputs:
                 values[name] = xs[name]
             elif name in spikes:
                 values[name] = spikes[name].to(self.dtype)
-            elif kind in GROUP_TYPES:
+            elif fg.type_of(name) in GROUP_TYPES:
                 values[name] = vs[name]
             elif name in pure.cache:
                 values[name] = pure.cache[name]
-            else:
-                values[name] = self._stateless(name, values)
+        for name in fg.order:
+            if name in need and name not in values:
+                self._stateless(name, values)
         outs = {n: (values[n] > 0.5 if flags[n] else values[n]) for n in fg.order if n in keep}
         mems = {n: vs[n] for n in fg.order if n in keep and membranes and fg.type_of(n) in sem.NEURON_TYPES}
         self.timings = {"inputs": t1 - t0, "simulate": t2 - t1, "record": time.perf_counter() - t2,
@@ -280,8 +280,10 @@ class Brian2Simulation(Simulation):
         if name in values:
             return values[name]
         fg = self.graph
-        x = _sum([_shift(values[p], 1) if (p, name) in fg.recurrent else values[p] for p in fg.preds[name]])
-        return self.forward(name, x)
+        xs = [self._stateless(p, values) for p in fg.preds[name]]
+        x = _sum([_shift(v, 1) if (p, name) in fg.recurrent else v for p, v in zip(fg.preds[name], xs)])
+        values[name] = self.forward(name, x)
+        return values[name]
 
     def forward(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """Output ``[T, B, *out]`` of stateless node ``name`` for its summed input ``x`` ``[T, B, *in]``."""
@@ -342,8 +344,9 @@ class Brian2Simulation(Simulation):
             h = hashlib.sha256()
             plan = self.plan
             for g in plan.groups.values():
-                h.update(repr((g.node, g.index, g.kind, g.size, g.reset, g.folded, sorted(g.lag_bias))).encode())
-                arrays = [g.threshold, g.b0, *g.lag_bias.values()]
+                h.update(repr((g.node, g.index, g.kind, g.size, g.reset, g.timing, g.zero_target, g.folded,
+                               sorted(g.lag_bias))).encode())
+                arrays = [g.threshold, g.b0, g.v_init, g.i_init, *g.lag_bias.values()]
                 if g.coeff is not None:
                     c = g.coeff
                     arrays += [c.decay, c.gain, c.bias, c.threshold, c.v_reset, c.syn_decay, c.syn_gain]

@@ -11,7 +11,7 @@ Schedule (all inside Brian2's ``synapses`` slot, one ``order`` number each, targ
                   update  (run_regularly): [isyn = ...;] v = decay*v + (gain*drive + bias); I_in = b0
                   threshold (v > thr) -> spikes
                   StateMonitor of v (pre-reset membrane)
-                  reset
+                  reset (Brian2 reset; immediate_rechecked: a recheck operation on every neuron)
     end         SpikeMonitors
 
 A pathway runs right before its target: it sees the spikes its source emitted this step when the source
@@ -204,18 +204,26 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
                 values["syn_gain"] = _per_neuron(c.syn_gain, shape)
                 code.append(f"isyn = syn_decay*isyn + syn_gain*{drive}")
                 drive = "isyn"
-            code.append(f"v = decay*v + (gain*{drive} + bias)")
             threshold = reset = None
+            code += neuron_update(g, drive)
             if c.spiking:
                 model.append("thr : 1 (constant)")
                 values["thr"] = _per_neuron(c.threshold, shape)
                 threshold = "v > thr"
-                if g.reset == "zero":
+                if g.timing != "immediate":
+                    model.append("r : 1")  # the reset flag H(v[t-1] - thr) of a delayed/rechecked reset
+                elif g.reset == "zero":
                     model.append("vr : 1 (constant)")
                     values["vr"] = _per_neuron(c.v_reset, shape)
                     reset = "v = vr"
                 elif g.reset == "subtract":
                     reset = "v = v - thr"
+            if g.v_init is not None:
+                model.append("v0 : 1 (constant)")
+                values["v0"] = g.v_init
+            if g.i_init is not None:
+                model.append("i0 : 1 (constant)")
+                values["i0"] = g.i_init
         if use_i_in:
             model.append("b0 : 1 (constant)")
             values["b0"] = g.b0
@@ -232,10 +240,15 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
             setattr(grp, k, np.tile(np.asarray(v, dtype=np.float64), n_cp))
         if use_i_in:
             grp.I_in = np.tile(g.b0, n_cp)
+        if g.v_init is not None:
+            grp.v = np.tile(g.v_init, n_cp)
+        if g.i_init is not None:
+            grp.isyn = np.tile(g.i_init, n_cp)
         b2groups[g.node] = grp
         objects.append(grp)
         if many_rounds:
-            clear = "v = 0" + ("\nisyn = 0" if g.cuba else "")
+            clear = ("v = v0" if g.v_init is not None else "v = 0") + (
+                ("\nisyn = i0" if g.i_init is not None else "\nisyn = 0") if g.cuba else "")
             grp.run_regularly(clear, dt=layout.steps * clock_dt, when="start", order=1, name=gname(g) + "_round")
         pending.append((g, grp, code, threshold, reset, analog_in, event_in))
     # ----------------------------------------------------------------- schedule: every group exists now
@@ -265,12 +278,43 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
         if reset is not None:
             grp.resetter["spike"].when = "synapses"
             grp.resetter["spike"].order = next_order()
+        if g.timing == "immediate_rechecked":
+            grp.run_regularly(recheck_code(g), when="synapses", order=next_order(), name=gname(g) + "_recheck")
         if g.node in spike_nodes and threshold is not None:
             mon = b2.SpikeMonitor(grp, record=True, name=f"sm{g.index}")
             built.spike_monitors[g.node] = mon
             objects.append(mon)
     built.net = b2.Network(*objects, name="snnbridge_net")
     return built
+
+
+def neuron_update(g: GroupSpec, drive: str) -> list[str]:
+    """Brian2 statements integrating the membrane ``v`` of neuron group ``g`` from ``drive`` (one step).
+
+    Written exactly as :func:`snnbridge.bridge.semantics.neuron_step` evaluates them (same operations, same
+    order): ``immediate`` timing ``v = decay*v + (gain*drive + bias)`` (the reset is Brian2's reset after the
+    threshold); ``delayed`` / ``immediate_rechecked`` first set the reset flag ``r = int(v > thr)`` from the
+    carried membrane, then ``subtract``: ``v = (decay*v + (...)) - r*thr``; ``zero`` on the ``state``:
+    ``v = decay*(v*(1 - r)) + (...)``; ``zero`` on the ``membrane``: ``v = u - u*r``.
+    """
+    integrate = f"v = decay*v + (gain*{drive} + bias)"
+    if g.timing == "immediate":
+        return [integrate]
+    code = ["r = int(v > thr)"]
+    if g.reset == "zero" and g.zero_target == "state":
+        return code + [f"v = decay*(v*(1 - r)) + (gain*{drive} + bias)"]
+    code.append(integrate)
+    if g.reset == "subtract":
+        code.append("v = v - r*thr")
+    elif g.reset == "zero":
+        code.append("v = v - v*r")
+    return code
+
+
+def recheck_code(g: GroupSpec) -> str:
+    """The carried state after an ``immediate_rechecked`` step (every neuron, after the threshold and the
+    membrane monitor): ``v - (s - r)*thr`` (subtract) or ``v - (s - r)*v`` (zero), with ``s = int(v > thr)``."""
+    return "v = v - (int(v > thr) - r)*" + ("thr" if g.reset == "subtract" else "v")
 
 
 def _is_analog(plan: Plan, p: Projection, input_spiking: dict[str, bool]) -> bool:

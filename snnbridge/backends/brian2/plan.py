@@ -172,6 +172,9 @@ class GroupSpec:
         size: neurons per sample (flattened node shape).
         coeff: the reference constants (``FlatGraph.coefficients``), neuron nodes only.
         reset: reset mode of a spiking neuron.
+        timing / zero_target: reset timing and zero-reset target of a spiking neuron
+            (:data:`~snnbridge.bridge.semantics.RESET_TIMINGS`; ``immediate`` for ``reset='none'``).
+        v_init / i_init: initial membrane / synaptic current per neuron (float64 ``[size]``), or ``None`` (zero).
         threshold: per-neuron threshold of a ``Threshold`` node.
         b0: constant drive per neuron (biases of every undelayed stateless path), float64 ``[size]``.
         lag_bias: lag -> constant drive that starts ``lag`` steps into a run (biases behind a delay/recurrence).
@@ -184,6 +187,10 @@ class GroupSpec:
     size: int
     coeff: sem.NeuronCoefficients | None = None
     reset: str = "zero"
+    timing: str = "immediate"
+    zero_target: str = "state"
+    v_init: np.ndarray | None = None
+    i_init: np.ndarray | None = None
     threshold: np.ndarray | None = None
     b0: np.ndarray | None = None
     lag_bias: dict[int, np.ndarray] = field(default_factory=dict)
@@ -349,7 +356,14 @@ def make_plan(fg: FlatGraph, input_projection: str = "current") -> Plan:
             g.threshold = np.broadcast_to(np.asarray(fg.nodes[name].threshold, dtype=np.float64), shape).ravel().copy()
         else:
             g.coeff = fg.coefficients(name)
-            g.reset = fg.node_reset[name]
+            opts = fg.options(name)
+            g.reset = opts.reset
+            if g.coeff.spiking and not opts.default_timing:
+                g.timing, g.zero_target = opts.reset_timing, opts.zero_reset_target
+            if opts.v_init is not None:
+                g.v_init = np.broadcast_to(np.asarray(opts.v_init, dtype=np.float64), shape).ravel().copy()
+            if opts.i_init is not None and g.cuba:
+                g.i_init = np.broadcast_to(np.asarray(opts.i_init, dtype=np.float64), shape).ravel().copy()
         if input_projection == "current":
             g.folded = [p for p in fg.preds[name] if p in pure and (p, name) not in fg.recurrent]
         paths, bias = comp.incoming(name, skip=set(g.folded))
