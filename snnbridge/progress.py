@@ -1,7 +1,7 @@
 """Progress bars, one rule for every place that makes one (training, conformance, the reproduction sweep).
 
 * ``progress=False``: nothing is written.
-* In a Jupyter kernel: ``tqdm.auto`` (a widget when ipywidgets is installed, else a text bar).
+* In a Jupyter kernel: ``tqdm.auto``'s widget when ipywidgets is installed, else plain lines (below).
 * On a terminal: a normal ``tqdm`` bar.
 * Anywhere else (CI logs, files, pipes): *plain lines*, one every ``interval`` seconds and one at the end,
   each ending in a newline, never a carriage return, so a log holds a few readable lines instead of hundreds
@@ -36,6 +36,13 @@ def in_notebook() -> bool:
     except Exception:  # noqa: BLE001 - a broken IPython install is simply "not a notebook"
         return False
     return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _has_widgets() -> bool:
+    """Whether ``tqdm.auto`` can draw a notebook widget (ipywidgets installed); without it, plain lines."""
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 def _is_tty(stream: IO | None) -> bool:
@@ -155,7 +162,7 @@ def progress_bar(iterable: Iterable | None = None, *, progress: bool = True, des
 
         return tqdm(iterable, total=total, desc=desc, unit=unit, disable=True, **kwargs)
     stream = file or sys.stderr
-    if mode != "plain" and in_notebook():
+    if mode != "plain" and in_notebook() and _has_widgets():
         from tqdm.auto import tqdm as auto_tqdm
 
         return auto_tqdm(iterable, total=total, desc=desc, unit=unit, **kwargs)
