@@ -22,5 +22,6 @@ register("norse", _lazy("snnbridge.backends.norse_backend", "NorseBackend"))
 register("brian2", _lazy("snnbridge.backends.brian2_backend", "Brian2Backend"))
 register("snntorch-upstream", _lazy("snnbridge.backends.upstream", "SnnTorchUpstream"))
 register("norse-upstream", _lazy("snnbridge.backends.upstream", "NorseUpstream"))
+register("spikingjelly", _lazy("snnbridge.backends.spikingjelly_backend", "SpikingJellyBackend"))
 
 __all__ = ["Backend", "Simulation", "get", "names", "native_library", "register", "status"]

@@ -1,0 +1,40 @@
+"""Helpers of the test files of the five added simulators (SpikingJelly, Rockpool, Sinabs, Nengo, Spyx).
+
+Their default run is a reduced case set (every node case, the Table-1 MLPs, the small peer graphs) so that
+``make test`` stays within its time budget on 2 cores; the heavy cases (Table-1 CNNs, the Braille graphs) are
+marked ``slow`` and run when ``SNNBRIDGE_FULL_BACKENDS=1`` (CI's ``.ci/run`` sets it).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from snnbridge.models import TABLE1
+
+FULL = os.environ.get("SNNBRIDGE_FULL_BACKENDS") == "1"
+HEAVY_TABLE1 = ("mnist_cnn", "cifar10_cnn", "nmnist_cnn", "dvscifar10_cnn")
+HEAVY_PEERS = ("braille_noDelay_noBias_subtract", "braille_noDelay_bias_zero")
+
+
+def heavy(*values, id: str | None = None):
+    """A ``pytest.param`` marked ``slow`` that runs only with ``SNNBRIDGE_FULL_BACKENDS=1``."""
+    return pytest.param(*values, id=id, marks=[pytest.mark.slow, pytest.mark.skipif(
+        not FULL, reason="heavy case of an added simulator: set SNNBRIDGE_FULL_BACKENDS=1 (CI does)")])
+
+
+def table1_params() -> list:
+    """``(key, neuron, reset)`` for every Table-1 structure; the CNNs are :func:`heavy`."""
+    out = []
+    for key in TABLE1:
+        for neuron in ("if", "lif"):
+            for reset in ("zero", "subtract"):
+                p = (key, neuron, reset)
+                out.append(heavy(*p, id="-".join(p)) if key in HEAVY_TABLE1 else pytest.param(*p, id="-".join(p)))
+    return out
+
+
+def peer_params(stems) -> list:
+    """The peer graph stems; the Braille graphs are :func:`heavy`."""
+    return [heavy(s, id=s) if s in HEAVY_PEERS else pytest.param(s, id=s) for s in stems]
