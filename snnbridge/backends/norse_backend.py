@@ -307,3 +307,25 @@ class NorseBackend(TorchGraphBackend):
     supported_nodes = SUPPORTED
     neuron_adapter = NorseNeuron
     threshold_adapter = ThresholdNode
+
+    # ------------------------------------------------------------- native models (snnbridge.backends.norse_native)
+    def from_native(self, module, input_shape, dt: float = 1e-3) -> nir.NIRGraph:
+        """The NIR graph stepping exactly as the Norse ``module`` (see :func:`~.norse_native.from_native`)."""
+        from snnbridge.backends.norse_native import from_native
+
+        self.ensure_available()
+        return from_native(module, input_shape, dt=dt)
+
+    def to_native(self, graph, dt: float | None = None, **options):
+        """A trainable module of real Norse cells realising ``graph`` (see :func:`~.norse_native.to_native`)."""
+        from snnbridge.backends.norse_native import to_native
+
+        self.ensure_available()
+        return to_native(graph, dt=dt, **options)
+
+    def run_native(self, module, inputs, dtype: torch.dtype = torch.float64):
+        """Run the Norse ``module`` as Norse does on ``[T, B, *shape]`` (see :func:`~.norse_native.run_native`)."""
+        from snnbridge.backends.norse_native import run_native
+
+        self.ensure_available()
+        return run_native(module, inputs, dtype=dtype)
