@@ -165,8 +165,13 @@ def _normalise(name: str, node: nir.NIRNode) -> nir.NIRNode:
 
     changed = {}
     for k, v in vars(node).items():
-        if k in _SKIP_ATTRS or v is None or isinstance(v, (str, bool, nir.NIRNode)):
+        if k in _SKIP_ATTRS or v is None or isinstance(v, (bool, nir.NIRNode)):
             continue
+        if isinstance(v, (str, bytes)) or (isinstance(v, np.ndarray) and v.dtype.kind in "SUO"):
+            text = v.decode(errors="replace") if isinstance(v, bytes) else v
+            if k == "padding" and isinstance(text, str) and text in ("same", "valid"):
+                continue
+            raise GraphError(f"is text ({str(text)[:40]!r}), not a number", node=name, field=k)
         if type(v).__module__.startswith("torch"):
             v = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
             changed[k] = v
@@ -303,12 +308,21 @@ def _check_coefficients(name: str, node: nir.NIRNode, semantics: sem.Semantics, 
                              field=f"metadata.{key}")
 
 
-def _declared(node: nir.NIRNode, attr: str) -> Shape | None:
+def _declared(node: nir.NIRNode, attr: str, name: str = "?") -> Shape | None:
+    """The shape a node declares in ``input_type``/``output_type`` (whole numbers >= 0), or ``None``."""
     t = getattr(node, attr, None) or {}
+    if not isinstance(t, dict):
+        raise GraphError(f"is a {type(t).__name__}, not a dict of shapes", node=name, field=attr)
     for v in t.values():
         a = np.asarray(v, dtype=object).ravel()
         if a.size and all(x is not None for x in a):
-            return tuple(int(x) for x in a)
+            try:
+                shape = tuple(int(x) for x in a)
+            except (TypeError, ValueError):
+                raise GraphError("shape is not a list of whole numbers", node=name, field=attr) from None
+            if any(d < 0 for d in shape) or any(float(x) != int(x) for x in a if isinstance(x, (float, np.floating))):
+                raise GraphError(f"shape {list(a)} is not a list of whole numbers >= 0", node=name, field=attr)
+            return shape
     return None
 
 
@@ -551,7 +565,7 @@ def prepare(
     for name in order:
         node = nodes[name]
         if name in inputs:
-            s = _declared(node, "input_type")
+            s = _declared(node, "input_type", name)
             if s is None:
                 raise GraphError("Input node has no shape", node=name, field="input_type")
             s = _drop_batch_axis(name, s, [nodes[m] for m in succs[name]], notes)
@@ -561,7 +575,7 @@ def prepare(
             if len(shapes) > 1:
                 raise GraphError(f"incoming edges have different shapes {sorted(shapes)}", node=name)
             if not shapes:  # only recurrent inputs: take declared
-                s = _declared(node, "input_type")
+                s = _declared(node, "input_type", name)
                 if s is None:
                     raise GraphError("cannot infer input shape", node=name)
             else:
@@ -570,7 +584,7 @@ def prepare(
             nodes[name] = node = _flatten_convention(name, node, s, [nodes[m] for m in succs[name]], notes)
         in_shapes[name] = s
         out_shapes[name] = _out_shape(name, node, s)  # parameter checks name the field
-        declared = None if name in inputs else _declared(node, "input_type")
+        declared = None if name in inputs else _declared(node, "input_type", name)
         if int(getattr(node, "groups", 1) or 1) != 1:
             declared = None  # nir derives a grouped conv's input_type from the weight: wrong channel count
         if nodes[name] is not graph_node(graph, name):

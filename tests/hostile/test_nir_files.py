@@ -159,9 +159,6 @@ def test_random_hdf5_structure_mutations(real_graphs, tmp_path_factory):
     _mutation_check(real_graphs, tmp_path_factory, sorted(MUST_REFUSE | {"delete"}), 150)
 
 
-@pytest.mark.xfail(reason="parameter values of the wrong type/shape/finiteness are refused by the graph-level "
-                          "checks (graph.prepare/_check_params), another part of issue 9; strict once they land",
-                   strict=False)
 def test_random_hdf5_value_mutations(real_graphs, tmp_path_factory):
     _mutation_check(real_graphs, tmp_path_factory, ["string", "reshape", "nan"], 60)
 
