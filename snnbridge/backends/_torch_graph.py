@@ -109,7 +109,8 @@ class Scale(nn.Module):
 
 
 def _t(a, dtype, device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
+    """A copy (never a view of the graph's arrays: training a layer in place must not change the graph)."""
+    return torch.tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
 
 
 def torch_layer(fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.device) -> nn.Module:
