@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" -e ".[dev]"
 	touch $(STAMP)
 
-.PHONY: install demo test lint
+.PHONY: install demo test test-slow lint
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -21,5 +21,10 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check snnbridge tests benchmarks .ci
 
+# the default suite (about 10 minutes on 2 cores); the cases marked `slow` (Brian2 compiles of every native
+# configuration, full-size sets of the heavier simulators, notebooks) run with `make test-slow`; CI runs both.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q --timeout=600
+	$(BIN)/python -m pytest -q --timeout=600 -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q --timeout=1200 -m slow
