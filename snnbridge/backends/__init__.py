@@ -23,5 +23,6 @@ register("brian2", _lazy("snnbridge.backends.brian2_backend", "Brian2Backend"))
 register("snntorch-upstream", _lazy("snnbridge.backends.upstream", "SnnTorchUpstream"))
 register("norse-upstream", _lazy("snnbridge.backends.upstream", "NorseUpstream"))
 register("spikingjelly", _lazy("snnbridge.backends.spikingjelly_backend", "SpikingJellyBackend"))
+register("spikingjelly-upstream", _lazy("snnbridge.backends.upstream_more", "SpikingJellyUpstream"))
 
 __all__ = ["Backend", "Simulation", "get", "names", "native_library", "register", "status"]
