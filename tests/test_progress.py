@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from snnbridge.progress import PlainProgress, progress_bar
@@ -76,8 +75,6 @@ def test_batched_backend_run_logs_plain_lines(capfd):
     assert "\r" not in err and "reference: 3/3 batch (100%)" in err
 
 
-@pytest.mark.xfail(strict=True, reason="conform()'s own 'backends' bar (validation/conformance.py, tqdm.auto) is not "
-                   "yet routed through snnbridge.progress; remove this mark when it is")
 def test_cli_log_has_no_carriage_returns(tmp_path):
     """``snnbridge conform`` with progress on (the CLI default) and stdout/stderr redirected, as in a CI log."""
     nir_path = tmp_path / "m.nir"

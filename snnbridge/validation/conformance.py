@@ -656,9 +656,9 @@ def conform(graph, inputs, backends=("reference",), profile: str | Profile = "ex
     if isinstance(graph, nir.NIRGraph):
         variants = _Variants(graph, x, {k: v for k, v in sem_kw.items() if v is not None})
     results: dict[str, BackendResult] = {}
-    from tqdm.auto import tqdm
+    from snnbridge.progress import progress_bar
 
-    bar = tqdm(specs, desc="backends", unit="backend", disable=not progress, leave=False)
+    bar = progress_bar(specs, desc="backends", unit="backend", progress=progress, leave=False)
     for spec in bar:
         bar.set_postfix_str(spec.name)
         out = run_spec(spec, run_graph, x, p.dtype, sem_kw, batch_size, progress)
