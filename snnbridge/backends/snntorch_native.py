@@ -218,8 +218,13 @@ def _trace(module: nn.Module) -> list[Layer]:
             isinstance(a, torch.fx.Node) for a in list(n.args[1:]) + list(n.kwargs.values()))
 
     for n in nodes:
-        if n.op == "placeholder":
+        if n.op in ("placeholder", "get_attr"):  # constants/state buffers: refused where a layer takes them
             continue
+        others = [a for a in n.all_input_nodes if a is not cur and a is not pending_tuple and a.op != "get_attr"]
+        if n.op != "output" and others and len(n.all_input_nodes) > 1:
+            refuse_here(n, f"combines '{cur.target if cur.op == 'call_module' else cur.name}' with "
+                           f"'{others[0].target if others[0].op == 'call_module' else others[0].name}' "
+                           f"(a skip connection or several inputs): the model is not a chain")
         if n.op == "output":
             out = n.args[0]
             first = out[0] if isinstance(out, (tuple, list)) else out
@@ -758,6 +763,9 @@ class SnnTorchNetwork(nn.Module):
             else:
                 layers[_key(name)] = torch_layer(fg, name, dtype, device).requires_grad_(True)
         self.layers = nn.ModuleDict(layers)
+        with torch.no_grad():  # own every tensor: torch.as_tensor shares memory with the graph's float64 arrays
+            for t in list(self.parameters()) + list(self.buffers()):
+                t.data = t.data.clone()
         self.last_recording: Recording | None = None
 
     # ----------------------------------------------------------------- description
