@@ -225,3 +225,13 @@ def test_cli_prints_table6_row(row, capsys, monkeypatch):
     assert cells[1:3] == [f"{w / 1e6:.4f}", f"{a / 1e6:.4f}"]
     assert cells[5:7] == [f"{add / 1e6:.4f}", f"{mul / 1e6:.4f}"]
     assert cells[4] == f"{32 * (w + a) / 1e6:.4f}"  # Eq. 8: M = 32·(#W + #A) bits
+
+
+def test_docs_table6_rows_match_the_derivations():
+    """docs/validation.md's Table-6 rows are the derivations above (the table cannot drift from the test)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "validation.md").read_text()
+    for row, (structure, shape, _, w, a, add, mul) in PAPER_ROWS.items():
+        line = next(ln for ln in text.splitlines() if f"`{structure}`, {shape} |" in ln)
+        assert line.rstrip(" |").split(" | ")[-4:] == [f"{v / 1e6:.4f}" for v in (w, a, add, mul)], row

@@ -164,8 +164,17 @@ def test_reference_equals_native_float64(name):
         torch.testing.assert_close(ref.membrane(n), native.membrane(n), rtol=1e-14, atol=1e-14)
 
 
-@pytest.mark.parametrize("backend", ["snntorch", "norse", "brian2"])
-@pytest.mark.parametrize("name", list(CONFIGS))
+def _backend_params():
+    """Every config on snnTorch and Norse; Brian2 (a code generation per graph) on two by default, all when slow."""
+    out = []
+    for i, name in enumerate(CONFIGS):
+        for backend in ("snntorch", "norse", "brian2"):
+            marks = [pytest.mark.slow] if backend == "brian2" and i >= 2 else []
+            out.append(pytest.param(name, backend, marks=marks, id=f"{name}-{backend}"))
+    return out
+
+
+@pytest.mark.parametrize("name,backend", _backend_params())
 def test_backends_equal_native_float64(name, backend):
     _, graph, x, native = _case(name)
     if backend != "snntorch":
@@ -248,8 +257,9 @@ def _module_equals_reference(graph, x, semantics=None) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("neuron", ["if", "lif"])
-@pytest.mark.parametrize("key", ["mnist_mlp", "mnist_cnn", "cifar10_cnn", "nmnist_mlp", "nmnist_cnn",
-                                 "dvscifar10_cnn"])
+@pytest.mark.parametrize("key", ["mnist_mlp", "mnist_cnn", pytest.param("cifar10_cnn", marks=pytest.mark.slow),
+                                 "nmnist_mlp", pytest.param("nmnist_cnn", marks=pytest.mark.slow),
+                                 pytest.param("dvscifar10_cnn", marks=pytest.mark.slow)])
 def test_to_native_table1(key, neuron):
     graph, x, semantics = table1(key, neuron)
     module = _module_equals_reference(graph, x, semantics)

@@ -14,7 +14,6 @@ torch (NIR has no ReLU).  Costs come from :mod:`snnbridge.validation.costs`.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 
 from snnbridge.data import EventDataset, binary_image, intensity_image
 from snnbridge.errors import SnnBridgeError
-from snnbridge.models.conversion import constrained_ann, convert_to_snn
+from snnbridge.models.conversion import accuracy_vs_T, constrained_ann, convert_to_snn, tune_threshold
 from snnbridge.models.encoders import encode
 from snnbridge.models.network import Network, NetworkConfig
 from snnbridge.models.training import batch_input, evaluate, init_firing, train
@@ -35,18 +34,19 @@ MODEL_NAMES = {"1": "Natural ANN", "2": "Converted SNN", "3": "Enforced SNN", "3
                "4": "Enforced binary ANN", "5": "Enforced intensity ANN", "6": "Natural SNN"}
 
 
-def _event_inputs(model: str, train: EventDataset, test: EventDataset, T: int | None, window_us: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model-4 binary images ``[N, 1, L, W]``, Model-5 intensity images ``[N, P, H, W]``, Model-6 frames
-    ``[N, T, P, H, W]`` (uint8 0/1) — train and test binned over the same time span."""
+def _event_inputs(model: str, train: EventDataset, test: EventDataset, T: int | None, window_us: int,
+                  columns: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model-4 binary images ``[N, 1, P·H·W, columns]`` (the recording cut into ``columns`` windows, Fig. 4c),
+    Model-5 intensity images ``[N, P, H, W]`` (the whole recording, Fig. 4d), Model-6 frames
+    ``[N, T, P, H, W]`` (uint8 0/1): consecutive ``window_us`` windows from the start of the recording, the
+    first ``T`` of them (the paper's 3 ms × Table 3's T, §4.2) — train and test binned over the same span."""
     dur = float(max(int(e["t"].max()) for ds in (train, test) for e in ds.events if len(e))) + 1
     if model == "4":
-        cols = math.ceil(dur / window_us)
-        return tuple(binary_image(ds.frames(dt_us=window_us, T=cols, mode="binary", dtype=torch.uint8))
+        return tuple(binary_image(ds.frames(n_bins=int(columns), duration_us=dur, mode="binary", dtype=torch.uint8))
                      for ds in (train, test))  # type: ignore[return-value]
     if model == "5":
         return tuple(intensity_image(ds.frames(n_bins=1, duration_us=dur)) for ds in (train, test))  # type: ignore
-    return tuple(ds.frames(n_bins=T, duration_us=dur, mode="binary", dtype=torch.uint8)
+    return tuple(ds.frames(dt_us=window_us, T=T, mode="binary", dtype=torch.uint8)
                  for ds in (train, test))  # type: ignore[return-value]
 
 
@@ -88,7 +88,8 @@ def run_model(spec: dict, cell_dir: str | Path, progress: bool = False) -> dict:
     else:
         trs, tes = data["train"], data["test"]
         ytr, yte = torch.as_tensor(trs.labels), torch.as_tensor(tes.labels)
-        xtr, xte = _event_inputs(m, trs, tes, sp["T"] if sp else None, int(spec["frame_window_us"]))
+        xtr, xte = _event_inputs(m, trs, tes, sp["T"] if sp else None, int(spec["frame_window_us"]),
+                                 int(spec.get("binary_columns") or 100))
     shape = tuple(xtr.shape[2:]) if m == "6" else tuple(xtr.shape[1:])
     snn_lr = tr.get("snn_lr") or tr["lr"]
     fit = dict(epochs=tr["epochs"], batch_size=tr["batch_size"], lr=tr["lr"], seed=seed, progress=progress,
@@ -118,7 +119,21 @@ def run_model(spec: dict, cell_dir: str | Path, progress: bool = False) -> dict:
         hist = train(ann, xtr, ytr, **fit)
         ann.cpu()
         result["ann_accuracy"] = evaluate(ann, xte, yte)
-        snn = convert_to_snn(ann, xtr[:int(spec["calib_samples"])], threshold=sp["threshold"], reset="zero")
+        calib = xtr[:int(spec["calib_samples"])]
+        # threshold tuning on held-out training images (the last calib_samples), the paper's u_th among the
+        # candidates; the table's Model-2 keeps the paper's u_th (Table 2) and reports the tuned one beside it
+        cands = sorted({float(v) for v in (spec.get("threshold_candidates") or ())} | {float(sp["threshold"])})
+        n_val = int(spec["calib_samples"])
+        best, tuning = tune_threshold(ann, calib, xtr[-n_val:], ytr[-n_val:], cands, int(sp["T"]), seed=seed)
+        result["threshold_tuning"] = {"T": int(sp["T"]), "samples": n_val, "accuracy": {str(k): v for k, v in
+                                                                                      tuning.items()},
+                                      "best": best}
+        snn = convert_to_snn(ann, calib, threshold=sp["threshold"], reset="zero")
+        n_curve = int(spec.get("curve_samples") or len(yte))
+        Ts = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t < int(sp["T"])] + [int(sp["T"])]
+        result["accuracy_vs_T"] = {"samples": min(n_curve, len(yte)), "threshold": float(sp["threshold"]),
+                                   "accuracy": {str(k): v for k, v in
+                                                accuracy_vs_T(snn, xte[:n_curve], yte[:n_curve], Ts, seed).items()}}
         t1 = time.perf_counter()
     elif m in ("3", "3b", "6"):
         snn = Network(NetworkConfig(spec["structure"], shape, mode="snn", neuron="lif", decay=sp["decay"],

@@ -17,7 +17,7 @@ from snnbridge.reproduce.paper import paper_accuracy
 from snnbridge.reproduce.workloads import Workload, read_prepared
 
 SCHEMA = "snnbridge-reproduce/1"
-PAPER_INPUTS = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "nmnist": (2, 34, 34), "dvs-cifar10": (2, 128, 128)}
+PAPER_INPUTS = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "nmnist": (2, 34, 34), "dvs-cifar10": (2, 42, 42)}
 
 
 def _mean(xs: list[float]) -> float | None:

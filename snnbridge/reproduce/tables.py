@@ -1,0 +1,189 @@
+"""The README's and docs/reproduce.md's result tables, generated from the committed ``results/*.json``.
+
+Each committed file is the ``results.json`` of one ``snnbridge reproduce`` run (``results/README.md`` names the
+command).  :func:`render_blocks` turns them into Markdown blocks; each block lives in a document between
+``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->`` (the README's main block is
+``<!-- results:begin -->`` / ``<!-- results:end -->``).  ``python -m snnbridge.reproduce.tables`` rewrites the
+blocks in place; ``--check`` exits 1 when a document's block differs from what the results give (the test
+suite runs the check, so the tables cannot drift from the results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "results"
+QUICK = "quick-real.json"
+"""``snnbridge reproduce --preset quick --data-dir ../shared/data --seeds 0,1,2``."""
+
+DOCS = {"README.md": ("main",), "docs/reproduce.md": ("quick-detail",)}
+"""Which blocks each document holds."""
+
+
+def load(name: str, results: Path = RESULTS) -> dict:
+    """One committed results document."""
+    return json.loads((results / name).read_text())
+
+
+def _acc(row: dict) -> str:
+    if row.get("accuracy") is None:
+        return "—"
+    if (row.get("seeds") or 1) > 1:
+        return f"{row['accuracy']:.2f} ± {row['accuracy_std']:.2f}"
+    return f"{row['accuracy']:.2f}"
+
+
+def _paper(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def _m(v: float | None) -> str:
+    return "—" if v is None else f"{v / 1e6:.4f}"
+
+
+def _cost_means(doc: dict) -> dict[tuple[str, str, str], dict]:
+    """Mean #Add / #Mul (10^6 per sample) of each (workload, network, model) over its seeds."""
+    acc: dict[tuple[str, str, str], list[dict]] = {}
+    for c in doc["cells"]:
+        s = c.get("spec", {})
+        if s.get("cell") != "table" or not isinstance(c.get("cost"), dict):
+            continue
+        acc.setdefault((s["workload"], s["network"], s["model"]), []).append(c["cost"])
+    out = {}
+    for k, rows in acc.items():
+        out[k] = {f: (sum(r[f] for r in rows) / len(rows) if all(r.get(f) is not None for r in rows) else None)
+                  for f in ("adds", "muls", "spikes")}
+    return out
+
+
+def main_block(doc: dict) -> str:
+    """The README's tables: Models 1-3 and 4-6 (mean ± std over seeds) next to the paper's Tables 4-5."""
+    seeds = doc["run"]["seeds"]
+    costs = _cost_means(doc)
+    lines = [f"Quick preset on the real data (`snnbridge reproduce --preset quick --data-dir ../shared/data "
+             f"--seeds {','.join(map(str, seeds))}`; {len(seeds)} seeds, mean ± std; wall "
+             f"{doc['seconds'] / 60:.1f} min on the shared 2-core machine). Generated from "
+             f"`results/{QUICK}` by `python -m snnbridge.reproduce.tables`.", ""]
+    for table, title in (("table4", "ANN-oriented (Table 4)"), ("table5", "SNN-oriented (Table 5)")):
+        rows = list(doc[table])
+        if not rows:
+            continue
+        lines += [f"| {title} | network | model | accuracy % | paper % | #Add / #Mul (10^6) |",
+                  "|---|---|---|---|---|---|"]
+        for r in sorted(rows, key=lambda r: (r["workload"], r["network"], r["model"])):
+            c = costs.get((r["workload"], r["network"], r["model"]), {})
+            extra = f" (T = {r['T']}, u_th = {r['threshold']})" if r.get("T") else ""
+            lines.append(f"| {r['workload']} | `{r['structure']}` | {r['model']} {r['label']}{extra} | {_acc(r)} | "
+                         f"{_paper(r.get('paper'))} | {_m(c.get('adds'))} / {_m(c.get('muls'))} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def detail_block(doc: dict) -> str:
+    """docs/reproduce.md: Model-2's threshold tuning and accuracy vs T (Fig. 9b), Fig. 13, training time."""
+    lines: list[str] = []
+    m2 = [c for c in doc["cells"] if c.get("spec", {}).get("model") == "2" and c.get("threshold_tuning")]
+    if m2:
+        ths = list(m2[0]["threshold_tuning"]["accuracy"])
+        lines += ["**Model-2 threshold tuning** (accuracy % on held-out training images, T = "
+                  f"{m2[0]['threshold_tuning']['T']}; the table uses Table 2's u_th):", "",
+                  "| workload | seed | " + " | ".join(f"u_th {t}" for t in ths) + " | best |",
+                  "|---|---|" + "---|" * len(ths) + "---|"]
+        for c in sorted(m2, key=lambda c: (c["workload"], c["seed"])):
+            a = c["threshold_tuning"]["accuracy"]
+            lines.append(f"| {c['workload']} | {c['seed']} | " + " | ".join(f"{100 * a[t]:.1f}" for t in ths)
+                         + f" | {c['threshold_tuning']['best']} |")
+        Ts = list(m2[0]["accuracy_vs_T"]["accuracy"])
+        lines += ["", f"**Fig. 9b** (Model-2, u_th = {m2[0]['accuracy_vs_T']['threshold']}, accuracy % on the first "
+                  f"{m2[0]['accuracy_vs_T']['samples']} test images; constrained ANN for reference):", "",
+                  "| workload | seed | ANN | " + " | ".join(f"T = {t}" for t in Ts) + " |",
+                  "|---|---|---|" + "---|" * len(Ts)]
+        for c in sorted(m2, key=lambda c: (c["workload"], c["seed"])):
+            a = c["accuracy_vs_T"]["accuracy"]
+            lines.append(f"| {c['workload']} | {c['seed']} | {100 * c['ann_accuracy']:.1f} | "
+                         + " | ".join(f"{100 * a[t]:.1f}" for t in Ts) + " |")
+        lines.append("")
+    sweep = doc.get("sweep") or []
+    if sweep:
+        thr = sorted({r["threshold"] for r in sweep})
+        lines += [f"**Fig. 13** (Model-6, {sweep[0]['workload']} {sweep[0]['network']}, seed {sweep[0]['seed']}; "
+                  "accuracy % / #Add in 10^6 per sample; Table 3: T = 15, u_th = 0.3):", "",
+                  "| T | " + " | ".join(f"u_th {t}" for t in thr) + " |", "|---|" + "---|" * len(thr)]
+        for T in sorted({r["T"] for r in sweep}):
+            cells = {r["threshold"]: r for r in sweep if r["T"] == T}
+            lines.append(f"| {T} | " + " | ".join(
+                f"{cells[t]['accuracy']:.1f} / {_m(cells[t]['adds'])}" if t in cells else "—" for t in thr) + " |")
+        lines.append("")
+    secs = [c.get("seconds") for c in doc["cells"] if c.get("seconds") is not None and not c.get("cached")]
+    lines.append(f"Cells: {len(doc['cells'])}, compute {sum(secs) / 60:.1f} min in total, run wall "
+                 f"{doc['seconds'] / 60:.1f} min.")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+PENDING = ("No committed result yet: `results/{name}` is written by `snnbridge reproduce --preset quick --data-dir "
+           "../shared/data --seeds 0,1,2` (copy its `results.json`), then `python -m snnbridge.reproduce.tables`.\n")
+
+
+def render_blocks(results: Path = RESULTS) -> dict[str, str]:
+    """Every block's Markdown from the committed results (a short note while a result file is missing)."""
+    if not (results / QUICK).exists():
+        note = PENDING.format(name=QUICK)
+        return {"main": note, "quick-detail": note}
+    doc = load(QUICK, results)
+    return {"main": main_block(doc), "quick-detail": detail_block(doc)}
+
+
+def _markers(name: str) -> tuple[str, str]:
+    if name == "main":
+        return "<!-- results:begin -->", "<!-- results:end -->"
+    return f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
+
+
+def splice(text: str, name: str, block: str) -> str:
+    """``text`` with the block ``name`` replaced by ``block``; ValueError when the markers are missing."""
+    begin, end = _markers(name)
+    pat = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.S)
+    if not pat.search(text):
+        raise ValueError(f"markers {begin} … {end} not found")
+    return pat.sub(lambda _: f"{begin}\n{block}{end}", text, count=1)
+
+
+def drift(root: Path = ROOT) -> list[str]:
+    """The documents whose blocks differ from the committed results (empty: all in sync)."""
+    blocks = render_blocks(root / "results")
+    bad = []
+    for doc, names in DOCS.items():
+        text = (root / doc).read_text()
+        for n in names:
+            if splice(text, n, blocks[n]) != text:
+                bad.append(f"{doc} [{n}]")
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when a document's tables differ from the results")
+    args = ap.parse_args(argv)
+    if args.check:
+        bad = drift()
+        for b in bad:
+            print(f"out of date: {b} (run python -m snnbridge.reproduce.tables)", file=sys.stderr)
+        return 1 if bad else 0
+    blocks = render_blocks()
+    for doc, names in DOCS.items():
+        path = ROOT / doc
+        text = path.read_text()
+        for n in names:
+            text = splice(text, n, blocks[n])
+        path.write_text(text)
+        print(f"wrote {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

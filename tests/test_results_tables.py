@@ -1,0 +1,31 @@
+"""The README's and docs/reproduce.md's result tables are exactly what the committed results/*.json give."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from snnbridge.reproduce import tables
+
+
+def test_documents_match_the_committed_results():
+    assert tables.drift() == [], "run: python -m snnbridge.reproduce.tables"
+
+
+def test_a_changed_number_is_detected(tmp_path):
+    """The check is not vacuous: editing one accuracy in a copy of the results makes the tables differ."""
+    src = tables.RESULTS / tables.QUICK
+    if not src.exists():
+        pytest.skip("no committed quick results yet")
+    doc = json.loads(src.read_text())
+    before = tables.main_block(doc)
+    doc["table5"][0]["accuracy"] += 1.0
+    assert tables.main_block(doc) != before
+
+
+def test_splice_replaces_only_between_markers():
+    text = "a\n<!-- results:begin -->\nold\n<!-- results:end -->\nb\n"
+    assert tables.splice(text, "main", "new\n") == "a\n<!-- results:begin -->\nnew\n<!-- results:end -->\nb\n"
+    with pytest.raises(ValueError):
+        tables.splice("no markers", "main", "x\n")
