@@ -112,11 +112,13 @@ class Backend(ABC):
         """The simulator's own object (a trainable ``torch.nn.Module``, a ``brian2.Network``) realising ``graph``."""
         raise NativeModelError(f"backend '{self.name}' does not export native models")
 
-    def run_native(self, module, inputs: Inputs, dtype: torch.dtype = torch.float64) -> Recording:
+    def run_native(self, module, inputs: Inputs, dtype: torch.dtype = torch.float64,
+                   dt: float | None = None) -> Recording:
         """Run a native ``module`` as its library runs it on ``inputs`` ``[T, B, *input_shape]``.
 
         Returns a :class:`Recording` of every spiking layer (and the output), keyed by the node names
-        :meth:`from_native` gives the same module, so it compares node by node with any backend.
+        :meth:`from_native` gives the same module, so it compares node by node with any backend.  ``dt`` (s) only
+        labels the recording (the library's own step decides the dynamics).
         """
         raise NativeModelError(f"backend '{self.name}' does not run native models")
 

@@ -436,8 +436,8 @@ class TensorCoefficients:
 
     @classmethod
     def of(cls, c: NeuronCoefficients, dtype: torch.dtype, device="cpu") -> "TensorCoefficients":
-        def t(a):
-            return None if a is None else torch.as_tensor(np.asarray(a), dtype=dtype, device=device)
+        def t(a):  # a copy: a trainable user must never write into the graph's arrays
+            return None if a is None else torch.tensor(np.asarray(a), dtype=dtype, device=device)
 
         thr = t(c.threshold)
         fire_at = inclusive_threshold(thr) if c.inclusive and thr is not None else thr
