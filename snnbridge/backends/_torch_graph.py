@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
+import nir
 import numpy as np
 import torch
 from torch import nn
@@ -148,6 +149,16 @@ def torch_layer(fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.devi
     raise ValueError(f"{kind} is not a stateless layer")
 
 
+def threshold_node(fg: FlatGraph, name: str, dtype: torch.dtype) -> nir.Threshold:
+    """Threshold node ``name`` as a strict compare: for an inclusive node the threshold becomes the next float below
+    it in ``dtype`` (held exactly in float64), see :func:`snnbridge.bridge.semantics.inclusive_threshold`."""
+    node = fg.nodes[name]
+    if fg.threshold_compare(name) != "inclusive":
+        return node
+    thr = torch.as_tensor(np.asarray(node.threshold, dtype=np.float64), dtype=dtype)
+    return nir.Threshold(threshold=sem.inclusive_threshold(thr).double().numpy())
+
+
 # --------------------------------------------------------------------------- the compiled graph
 
 
@@ -191,7 +202,7 @@ class TorchGraphBackend(Backend):
             if kind in sem.NEURON_TYPES:
                 adapters[name] = self.neuron_adapter(fg, name, dtype, device)
             elif kind == "Threshold":
-                adapters[name] = self.threshold_adapter(fg.nodes[name], dtype, device)
+                adapters[name] = self.threshold_adapter(threshold_node(fg, name, dtype), dtype, device)
             else:
                 adapters[name] = LayerAdapter(torch_layer(fg, name, dtype, device))
         return GraphSimulation(self.name, fg, dtype, device, adapters)

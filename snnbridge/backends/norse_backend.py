@@ -110,6 +110,8 @@ class TimedParameters(NamedTuple):
     keep: Callable | None = None
     method: str = "super"
     alpha: float = 100.0
+    v_sub: torch.Tensor | None = None
+    """What a subtract reset removes (``None``: ``v_th``; an inclusive node compares with the float below it)."""
 
 
 def timed_step(input_tensor, state, p: TimedParameters, dt: float = 0.001):
@@ -129,20 +131,28 @@ def timed_step(input_tensor, state, p: TimedParameters, dt: float = 0.001):
             return v + input_tensor
         return v + dt * p.tau_mem_inv * (input_tensor + p.v_leak - v)
 
+    sub = p.v_th if p.v_sub is None else p.v_sub
     v_prev = state.v
     r = heaviside(v_prev - p.v_th).detach()
     if p.reset == "zero" and p.zero_target == "state":
         v = integrate(v_prev * (1 - r))
     else:
         u = integrate(v_prev)
-        v = u - r * p.v_th if p.reset == "subtract" else u - u * r
+        v = u - r * sub if p.reset == "subtract" else u - u * r
     z = threshold(v - p.v_th, p.method, p.alpha)
     if p.keep is not None:
         p.keep(z, v, None, p.v_th)
     if p.timing == "immediate_rechecked":
         d = z - r
-        v = v - d * p.v_th if p.reset == "subtract" else v - d * v
+        v = v - d * sub if p.reset == "subtract" else v - d * v
     return z, LIFBoxFeedForwardState(v=v)
+
+
+def subtract_by(theta: torch.Tensor) -> Callable:
+    """Norse's ``reset_subtract`` removing ``theta`` whatever threshold the cell compares with (inclusive nodes)."""
+    from norse.torch.functional.reset import reset_subtract
+
+    return lambda z, v, v_reset, v_th: reset_subtract(z, v, v_reset, theta)
 
 
 @dataclass(frozen=True)
@@ -195,20 +205,25 @@ class NorseNeuron(NeuronAdapter):
             self.syn_scale = t(np.asarray(c64.syn_gain) / cs)  # = w_in for Euler
         self.keep = None
         self.iaf_input = False
+        # an inclusive node (v >= θ) compares strictly with the float below θ; a subtract reset still removes θ
+        theta = t(c64.threshold) if self.spiking else None
+        fire_at = sem.TensorCoefficients.of(c64, dtype, device).fire_threshold if self.spiking else None
+        sub = subtract_by(theta) if self.spiking and c64.inclusive else nreset.reset_subtract
         if self.kind in ("IF", "I"):
             # per-step integrator: IAF's update v + x is the reference's 1·v + (r·x + 0)
             self.scale, self.offset = t(c64.gain), t(c64.bias)
             self.iaf_input = True
-            v_th = t(c64.threshold) if self.spiking else t(np.inf)
+            v_th = fire_at if self.spiking else t(np.inf)
             v_reset = t(c64.v_reset) if self.spiking else t(0.0)
             if timed:
                 self.keep = _KeepPreReset(None)
-                p = TimedParameters(None, t(0.0), v_th, reset, opts.reset_timing, opts.zero_reset_target, self.keep)
+                p = TimedParameters(None, t(0.0), v_th, reset, opts.reset_timing, opts.zero_reset_target, self.keep,
+                                    v_sub=theta)
                 self.mem = SNNCell(timed_step, self._zero_iaf_state, p, dt=dt)
             elif reset == "zero" or not self.spiking:
                 self.mem = norse.IAFCell(norse.IAFParameters(v_th=v_th, v_reset=v_reset), dt=dt)
             else:
-                self.keep = _KeepPreReset(nreset.reset_subtract if reset == "subtract" else None)
+                self.keep = _KeepPreReset(sub if reset == "subtract" else None)
                 p = _IAFResetParameters(v_th=v_th, v_reset=v_reset, reset_method=self.keep)
                 self.mem = SNNCell(_iaf_step_with_reset, self._zero_iaf_state, p, dt=dt)
         else:
@@ -219,14 +234,14 @@ class NorseNeuron(NeuronAdapter):
             rate = rate_for(c, dt, dtype, device)
             if timed:
                 self.keep = _KeepPreReset(None)
-                p = TimedParameters(rate, v_leak, t(c64.threshold), reset, opts.reset_timing, opts.zero_reset_target,
-                                    self.keep)
+                p = TimedParameters(rate, v_leak, fire_at, reset, opts.reset_timing, opts.zero_reset_target,
+                                    self.keep, v_sub=theta)
                 self.mem = SNNCell(timed_step, self._zero_iaf_state, p, dt=dt)
             elif self.spiking:
-                method = {"zero": nreset.reset_value, "subtract": nreset.reset_subtract, "none": None}[reset]
+                method = {"zero": nreset.reset_value, "subtract": sub, "none": None}[reset]
                 self.keep = _KeepPreReset(method)
                 self.mem = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=rate, v_leak=v_leak,
-                                                                   v_th=t(c64.threshold), v_reset=t(c64.v_reset),
+                                                                   v_th=fire_at, v_reset=t(c64.v_reset),
                                                                    reset_method=self.keep), dt=dt)
             else:
                 self.mem = norse.LIBoxCell(norse.LIBoxParameters(tau_mem_inv=rate, v_leak=v_leak), dt=dt)

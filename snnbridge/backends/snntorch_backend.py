@@ -64,7 +64,8 @@ def _snn():
 
 
 @cache
-def neuron_class(base: str, timing: str = "immediate", zero_target: str | None = None) -> type:
+def neuron_class(base: str, timing: str = "immediate", zero_target: str | None = None,
+                 inclusive: bool = False) -> type:
     """snnTorch's ``Leaky`` (``base="Leaky"``) or ``Synaptic`` configured for one reset timing.
 
     * ``immediate``: run with ``reset_delay=False`` and ``mem_reset`` overridden to return zeros (the reset was
@@ -79,6 +80,10 @@ def neuron_class(base: str, timing: str = "immediate", zero_target: str | None =
     it.  Every class records the membrane it compares with the threshold (``pre_reset_mem``) and leaves
     snnTorch's global ``SpikingNeuron.instances`` list (so compiled graphs can be garbage-collected and
     ``snntorch.utils.reset`` never touches them).  Built lazily so that importing snnbridge never needs snnTorch.
+
+    ``inclusive``: fire at ``mem >= threshold`` (the paper's comparison): the spike and the reset decision compare
+    strictly against the next float below ``threshold`` in its dtype, while a subtract reset still removes
+    ``threshold`` itself (:attr:`snnbridge.bridge.semantics.TensorCoefficients.fire_threshold`).
     """
     snn = _snn()
     native = snn.Leaky if base == "Leaky" else snn.Synaptic
@@ -91,13 +96,21 @@ def neuron_class(base: str, timing: str = "immediate", zero_target: str | None =
         if self in snn.SpikingNeuron.instances:
             snn.SpikingNeuron.instances.remove(self)
 
+    def fire_at(self):
+        thr = self.threshold
+        return torch.nextafter(thr, torch.full_like(thr, -float("inf"))) if inclusive else thr
+
     def fire(self, mem):
         self.pre_reset_mem = mem
-        return native.fire(self, mem)
+        if not inclusive:
+            return native.fire(self, mem)
+        return self.spike_grad(mem - fire_at(self)) * self.graded_spikes_factor
 
     members.update(__init__=__init__, fire=fire)
     if timing == "immediate":
         members["mem_reset"] = lambda self, mem: torch.zeros_like(mem)
+    elif inclusive:  # snnTorch's deferred reset decision r = H(mem - θ), with the inclusive compare
+        members["mem_reset"] = lambda self, mem: self.spike_grad(mem - fire_at(self)).clone().detach()
     if zero_target is not None and zero_target != native_target:
         if base == "Leaky":  # clear the new membrane: v = u - u·r
             def _base_zero(self, input_):
@@ -108,7 +121,7 @@ def neuron_class(base: str, timing: str = "immediate", zero_target: str | None =
                 self.mem = self.mem * (1 - self.reset)
                 return self._base_state_function(input_)
         members["_base_zero"] = _base_zero
-    name = f"{base}_{timing}" + (f"_{zero_target}" if zero_target else "")
+    name = f"{base}_{timing}" + (f"_{zero_target}" if zero_target else "") + ("_inclusive" if inclusive else "")
     return type(name, (native,), members)
 
 
@@ -164,14 +177,15 @@ class SnnTorchNeuronLayer(torch.nn.Module):
         learn = {"learn_beta": learn_beta, "learn_threshold": trainable and self.spiking}
         self.synaptic = self.syn_leaky = self.leaky = None
         if c.syn_decay is not None and self.identity_drive and self.reset_shift is None:
-            cls = neuron_class("Synaptic", self.timing, target)
+            cls = neuron_class("Synaptic", self.timing, target, c64.inclusive)
             self.synaptic = cls(alpha=c.syn_decay, beta=c.decay, threshold=thr, learn_alpha=trainable, **learn, **kw)
         else:
             if c.syn_decay is not None:
                 syn_kw = dict(kw, reset_mechanism="none", reset_delay=False)
                 inf = torch.tensor(float("inf"), dtype=dtype, device=device)
                 self.syn_leaky = neuron_class("Leaky")(beta=c.syn_decay, threshold=inf, learn_beta=trainable, **syn_kw)
-            self.leaky = neuron_class("Leaky", self.timing, target)(beta=c.decay, threshold=thr, **learn, **kw)
+            self.leaky = neuron_class("Leaky", self.timing, target, c64.inclusive)(beta=c.decay, threshold=thr,
+                                                                                  **learn, **kw)
         self.to(device)
 
     def init_state(self, batch: int) -> tuple:
