@@ -76,7 +76,7 @@ from snnbridge.bridge.walk import spike_valued
 from snnbridge.errors import UnsupportedNodeError
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
-BUILD_VERSION = 3
+BUILD_VERSION = 4
 """Bumped whenever the generated standalone project changes (part of the build-directory hash)."""
 DEFAULT_MAX_SYNAPSES = {"numpy": 10_000_000, "cython": 10_000_000, "cpp_standalone": 2_000_000}
 """Synapses (all parallel copies together) above which a batch is split into rounds, per target.
@@ -145,6 +145,42 @@ class Brian2Backend(Backend):
                                 Path(cache_dir) if cache_dir is not None else cache_root())
 
 
+    def to_native(self, graph, dt: float | None = None, batch_size: int = 1, target: str | None = None,
+                  reset: str | None = None, integration: str | None = None, dtype: torch.dtype = torch.float64,
+                  inputs: str | dict[str, str] = "spikes", plasticity: dict | None = None,
+                  cache_dir: str | Path | None = None, **options):
+        """A real ``brian2.Network`` (:class:`~snnbridge.backends.brian2.native.SnnbridgeNetwork`) realising
+        ``graph`` for ``batch_size`` samples: one ``NeuronGroup`` per neuron node named after it, inputs fed
+        with ``net.set_inputs(x [T, B, *shape])``, then ``net.run(...)`` as often as you like; spikes equal the
+        reference executor's.  Every name is documented in :mod:`snnbridge.backends.brian2.native`.
+
+        ``target``: ``numpy`` or ``cython`` (default :func:`default_target`); ``inputs``: ``"spikes"``
+        (SpikeGeneratorGroup) or ``"analog"`` (TimedArray), or a dict by Input node; ``plasticity``: extra
+        Synapses code per ``(src, dst)`` node pair (e.g. STDP).
+        """
+        if options:
+            raise TypeError(f"unknown option(s) for Brian2Backend.to_native: {', '.join(sorted(options))}")
+        from snnbridge.backends.brian2.native import to_native
+
+        fg = self.prepare(graph, dt, reset, integration, dtype)
+        return to_native(fg, batch_size=batch_size, target=target or default_target(), dtype=dtype, inputs=inputs,
+                         plasticity=plasticity, cache_dir=Path(cache_dir) if cache_dir is not None else None)
+
+    def run_native(self, module, inputs: Inputs, dtype: torch.dtype = torch.float64) -> Recording:
+        """Run a network made by :meth:`to_native` on ``inputs`` ``[T, B, *shape]`` from its current time
+        (continuing its state) and return the :class:`Recording` of every group and Output node."""
+        from snnbridge.backends.brian2.native import SnnbridgeNetwork
+        from snnbridge.errors import NativeModelError
+
+        if not isinstance(module, SnnbridgeNetwork):
+            raise NativeModelError("only networks made by Brian2Backend.to_native can be run natively here",
+                                   layer="", cls=type(module).__name__)
+        if dtype != module.dtype:
+            raise NativeModelError(f"the network was built for {module.dtype}, not {dtype}", layer="",
+                                   cls=type(module).__name__)
+        return module.record(inputs)
+
+
 class Brian2Simulation(Simulation):
     """A planned graph; each :meth:`run` simulates the whole batch in one Brian2 run."""
 
@@ -171,6 +207,12 @@ class Brian2Simulation(Simulation):
         self._extra_timings: dict[str, float] = {}
 
     # ----------------------------------------------------------------- public
+    @property
+    def network(self):
+        """The ``brian2.Network`` of the last run on a runtime target (``None`` before); objects you add to it
+        are kept across runs.  For a network of your own with documented names, use ``to_native``."""
+        return None if self._built is None else self._built[1].net
+
     def layout(self, T: int, B: int) -> Layout:
         """How a batch of ``B`` samples of ``T`` steps is laid out (parallel copies x rounds)."""
         per_copy = max(1, self.plan.synapses_per_copy())
@@ -313,7 +355,7 @@ class Brian2Simulation(Simulation):
                 built.net.store("init")
                 self._built = (key, built)
             built = self._built[1]
-            built.net.restore("init")
+            _restore(built.net, "init")
             for name, vals in columns.items():
                 to_columns(vals, layout, out=built.timed[name].values)
             with _skip_gc_collect():
@@ -436,6 +478,21 @@ class Brian2Simulation(Simulation):
                 prefs["devices.cpp_standalone.extra_make_args_unix"] = saved[1]
                 get_device().reinit()
                 reset_device()
+
+
+def _restore(net, name: str) -> None:
+    """``net.restore(name)`` that tolerates objects added after the state was stored (e.g. a user's
+    ``StateMonitor`` on :attr:`Brian2Simulation.network`): those are kept out of the restore and left as they
+    are (Brian2's own restore raises ``KeyError: Stored state does not have a stored state for ...``)."""
+    stored = net._stored_state[name]
+    extra = [o for o in net.objects if o.name not in stored]
+    if extra:
+        net.remove(*extra)
+    try:
+        net.restore(name)
+    finally:
+        if extra:
+            net.add(*extra)
 
 
 def _write_only(objects_cpp: Path, keep: list[str]) -> None:

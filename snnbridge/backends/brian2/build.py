@@ -62,11 +62,32 @@ class Built:
     v_monitors: dict[str, object] = field(default_factory=dict)
     duration_steps: int = 0
     frozen: bool = False
+    groups: dict[str, object] = field(default_factory=dict)
+    """node name -> its NeuronGroup (SpikeGeneratorGroup for spike inputs of a native network)."""
+    synapses: dict[tuple[str, str, int], object] = field(default_factory=dict)
+    """``(source node, target node, lag in steps)`` -> its Synapses."""
+    slots: dict[str, int] = field(default_factory=dict)
+    """node name -> ``order`` (in the ``synapses`` slot) right after its threshold, before its reset: where a
+    monitor sees the membrane compared with the threshold and the spikes of the step."""
+    input_arrays: dict[str, str] = field(default_factory=dict)
+    """analog Input node -> name of the TimedArray holding its values."""
 
 
-def gname(g: GroupSpec) -> str:
-    """Deterministic Brian2 name of a group (stable names keep Brian2's compiled-code cache warm)."""
-    return f"g{g.index}"
+class Names:
+    """Brian2 object names of a build: compact internal names, stable so that compiled code is reused."""
+
+    def group(self, g: GroupSpec) -> str:
+        return f"g{g.index}"
+
+    def synapses(self, src: GroupSpec, dst: GroupSpec, lag: int) -> str:
+        return f"s{src.index}_{dst.index}_{lag}"
+
+    def input_array(self, g: GroupSpec) -> str:
+        return f"ix{g.index}"
+
+    def operation(self, g: GroupSpec, what: str) -> str:
+        """``what``: ``in`` (analog input), ``update``, ``recheck``, ``round``."""
+        return f"{self.group(g)}_{what}"
 
 
 @contextmanager
@@ -104,17 +125,26 @@ def _gate_values(layout: Layout, lag: int) -> np.ndarray:
 
 
 def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool], spike_nodes: set[str],
-          v_nodes: set[str]) -> Built:
+          v_nodes: set[str], names: Names | None = None, native: bool = False,
+          plasticity: dict[tuple[str, str], dict] | None = None) -> Built:
     """Create every Brian2 object for ``layout`` on the active device (call inside :func:`brian2_prefs`).
 
     ``input_spiking``: per Input group used by a projection, whether its values are 0/1 spikes (event
     pathways) or analog (summed-variable pathways).  ``spike_nodes``/``v_nodes``: groups to monitor.
     TimedArrays are created with zeros; the simulation fills them (in place, or via run args).
+
+    ``native`` (a network handed to the user, see :mod:`snnbridge.backends.brian2.native`): spike inputs are
+    ``SpikeGeneratorGroup`` objects, analog inputs read ``values(t - t_in, i)`` (``t_in`` in the group's
+    namespace: when the current values start), synaptic weights ``w`` are plain (modifiable) variables, and
+    ``plasticity`` adds ``model`` / ``on_pre`` / ``on_post`` / ``namespace`` to the Synapses of a
+    ``(source node, target node)`` pair (its ``on_post`` runs right after the target's threshold).
     """
     import brian2 as b2
     from brian2.utils.logger import BrianLogger
 
     BrianLogger.suppress_name("only_threshold")  # Threshold/no-reset groups have a threshold but no reset on purpose
+    names = names or Names()
+    plasticity = dict(plasticity or {})
     second = b2.second
     clock_dt = dt * second
     n_cp = layout.copies
@@ -144,14 +174,21 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
     for g in plan.groups.values():
         if not g.is_input or g.node not in used_inputs:
             continue
-        name = f"ix{g.index}"
-        ta = timed_array(name, g.size * n_cp)
-        if input_spiking[g.node]:
+        name = names.input_array(g)
+        if native and input_spiking[g.node]:
+            grp = b2.SpikeGeneratorGroup(g.size * n_cp, np.zeros(0, dtype=np.int64), np.zeros(0) * second,
+                                         name=names.group(g), dt=clock_dt)
+        elif input_spiking[g.node]:
+            ta = timed_array(name, g.size * n_cp)
             grp = b2.NeuronGroup(g.size * n_cp, "", threshold=f"{name}(t, i) > 0.5", namespace={name: ta},
-                                 name=gname(g), dt=clock_dt)
+                                 name=names.group(g), dt=clock_dt)
         else:
-            grp = b2.NeuronGroup(g.size * n_cp, "x : 1", namespace={name: ta}, name=gname(g), dt=clock_dt)
-            grp.run_regularly(f"x = {name}(t, i)", when="start", order=0, name=gname(g) + "_in")
+            ta = timed_array(name, g.size * n_cp)
+            built.input_arrays[g.node] = name
+            namespace = {name: ta, "t_in": 0 * second} if native else {name: ta}
+            grp = b2.NeuronGroup(g.size * n_cp, "x : 1", namespace=namespace, name=names.group(g), dt=clock_dt)
+            at = "t - t_in" if native else "t"
+            grp.run_regularly(f"x = {name}({at}, i)", when="start", order=0, name=names.operation(g, "in"))
         b2groups[g.node] = grp
         objects.append(grp)
     # ----------------------------------------------------------------- targets
@@ -235,7 +272,7 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
                 refill += f" + bl{lag}*gate{lag}(t + dt)"
             code.append(refill)
         grp = b2.NeuronGroup(g.size * n_cp, "\n".join(model), threshold=threshold, reset=reset,
-                             namespace=namespace, name=gname(g), dt=clock_dt)
+                             namespace=namespace, name=names.group(g), dt=clock_dt)
         for k, v in values.items():
             setattr(grp, k, np.tile(np.asarray(v, dtype=np.float64), n_cp))
         if use_i_in:
@@ -249,12 +286,16 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
         if many_rounds:
             clear = ("v = v0" if g.v_init is not None else "v = 0") + (
                 ("\nisyn = i0" if g.i_init is not None else "\nisyn = 0") if g.cuba else "")
-            grp.run_regularly(clear, dt=layout.steps * clock_dt, when="start", order=1, name=gname(g) + "_round")
+            grp.run_regularly(clear, dt=layout.steps * clock_dt, when="start", order=1,
+                              name=names.operation(g, "round"))
         pending.append((g, grp, code, threshold, reset, analog_in, event_in))
     # ----------------------------------------------------------------- schedule: every group exists now
+    post_pathways = []
     for g, grp, code, threshold, reset, analog_in, event_in in pending:
         for m, p in enumerate(analog_in):  # incoming projections, right before the update
-            syn = _synapses(b2, plan, p, b2groups, n_cp, clock_dt, analog_var=_analog_var(plan, p), target=f"I_a{m}")
+            syn = _synapses(b2, plan, p, b2groups, n_cp, clock_dt, analog_var=_analog_var(plan, p), target=f"I_a{m}",
+                            name=names.synapses(plan.groups[p.src], g, p.lag), native=native)
+            built.synapses[(p.src, p.dst, p.lag)] = syn
             syn.summed_updaters[f"I_a{m}_post"].when = "synapses"
             syn.summed_updaters[f"I_a{m}_post"].order = next_order()
             objects.append(syn)
@@ -262,16 +303,22 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
             late = plan.position(p.src) >= plan.position(p.dst)
             gated = p.lag > 0 and many_rounds
             syn = _synapses(b2, plan, p, b2groups, n_cp, clock_dt, delay=p.lag - int(late),
-                            gate_ns={f"gate{p.lag}": gate(p.lag)} if gated else None)
+                            gate_ns={f"gate{p.lag}": gate(p.lag)} if gated else None,
+                            name=names.synapses(plan.groups[p.src], g, p.lag), native=native,
+                            extra=plasticity.pop((p.src, p.dst), None))
             syn.pre.when = "synapses"
             syn.pre.order = next_order()
+            if "post" in syn._synaptic_updaters:
+                post_pathways.append((p.dst, syn))
+            built.synapses[(p.src, p.dst, p.lag)] = syn
             objects.append(syn)
-        grp.run_regularly("\n".join(code), when="synapses", order=next_order(), name=gname(g) + "_update")
+        grp.run_regularly("\n".join(code), when="synapses", order=next_order(), name=names.operation(g, "update"))
         if threshold is not None:
             grp.thresholder["spike"].when = "synapses"
             grp.thresholder["spike"].order = next_order()
+        built.slots[g.node] = next_order()
         if g.node in v_nodes:
-            mon = b2.StateMonitor(grp, "v", record=True, when="synapses", order=next_order(),
+            mon = b2.StateMonitor(grp, "v", record=True, when="synapses", order=built.slots[g.node],
                                   name=f"vm{g.index}")
             built.v_monitors[g.node] = mon
             objects.append(mon)
@@ -279,11 +326,21 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
             grp.resetter["spike"].when = "synapses"
             grp.resetter["spike"].order = next_order()
         if g.timing == "immediate_rechecked":
-            grp.run_regularly(recheck_code(g), when="synapses", order=next_order(), name=gname(g) + "_recheck")
+            grp.run_regularly(recheck_code(g), when="synapses", order=next_order(), name=names.operation(g, "recheck"))
         if g.node in spike_nodes and threshold is not None:
             mon = b2.SpikeMonitor(grp, record=True, name=f"sm{g.index}")
             built.spike_monitors[g.node] = mon
             objects.append(mon)
+    if plasticity:
+        from snnbridge.errors import UnsupportedNodeError
+
+        src, dst = next(iter(plasticity))
+        raise UnsupportedNodeError(f"backend 'brian2': no spike-driven Synapses from '{src}' to '{dst}' to make "
+                                   f"plastic (pairs: {sorted(k[:2] for k in built.synapses)})", node=dst)
+    for dst, syn in post_pathways:  # plasticity: post-synaptic spikes of this step, as soon as they exist
+        syn.post.when = "synapses"
+        syn.post.order = built.slots[dst]
+    built.groups = b2groups
     built.net = b2.Network(*objects, name="snnbridge_net")
     return built
 
@@ -334,19 +391,31 @@ def _per_neuron(a, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _synapses(b2, plan: Plan, p: Projection, groups: dict, n_cp: int, clock_dt, delay: int = 0,
-              analog_var: str | None = None, target: str | None = None, gate_ns: dict | None = None):
-    """One ``Synapses`` object for projection ``p``, tiled over the ``n_cp`` parallel copies."""
+              analog_var: str | None = None, target: str | None = None, gate_ns: dict | None = None,
+              name: str | None = None, native: bool = False, extra: dict | None = None):
+    """One ``Synapses`` object for projection ``p``, tiled over the ``n_cp`` parallel copies.
+
+    ``extra`` (event pathways of a native network): ``model``, ``on_pre``, ``on_post``, ``namespace`` added
+    to the definition (e.g. STDP); the delivery ``I_in_post += w`` comes first in ``on_pre``.
+    """
     src, dst = plan.groups[p.src], plan.groups[p.dst]
-    name = f"s{src.index}_{dst.index}_{p.lag}"
+    name = name or f"s{src.index}_{dst.index}_{p.lag}"
+    w_decl = "w : 1" if native else "w : 1 (constant)"
     if analog_var is not None:
-        model = f"w : 1 (constant)\n{target}_post = w*{analog_var}_pre : 1 (summed)"
+        model = f"{w_decl}\n{target}_post = w*{analog_var}_pre : 1 (summed)"
         syn = b2.Synapses(groups[p.src], groups[p.dst], model, name=name, dt=clock_dt, namespace={})
     else:
+        extra = dict(extra or {})
         on_pre = "I_in_post += w"
         if gate_ns:
             on_pre = f"I_in_post += w*{next(iter(gate_ns))}(t)"
-        syn = b2.Synapses(groups[p.src], groups[p.dst], "w : 1 (constant)", on_pre=on_pre, delay=delay * clock_dt,
-                          name=name, dt=clock_dt, namespace=dict(gate_ns or {}))
+        model = w_decl + ("\n" + extra["model"] if extra.get("model") else "")
+        if extra.get("on_pre"):
+            on_pre += "\n" + extra["on_pre"]
+        namespace = dict(gate_ns or {})
+        namespace.update(extra.get("namespace") or {})
+        syn = b2.Synapses(groups[p.src], groups[p.dst], model, on_pre=on_pre, on_post=extra.get("on_post"),
+                          delay=delay * clock_dt, name=name, dt=clock_dt, namespace=namespace)
     offs_src = (np.arange(n_cp, dtype=np.int64) * src.size)[:, None]
     offs_dst = (np.arange(n_cp, dtype=np.int64) * dst.size)[:, None]
     syn.connect(i=(p.pre[None, :] + offs_src).ravel(), j=(p.post[None, :] + offs_dst).ravel())
