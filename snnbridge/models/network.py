@@ -61,6 +61,8 @@ class NetworkConfig:
         dt: step in seconds written to NIR.
         reset: ``"zero"`` (Eq. 4) or ``"subtract"``.
         integration: ``"euler"`` or ``"exact"``.
+        threshold_compare: ``"strict"`` (``u > u_th``, as snnTorch/Norse/Sinabs fire) or ``"inclusive"``
+            (``u >= u_th``, the paper's Eq. 4 ``f(x) = 1 for x >= 0``); written to the graph's metadata.
     """
 
     structure: str
@@ -77,11 +79,13 @@ class NetworkConfig:
     reset: str = "zero"
     integration: str = "euler"
     extra: dict[str, Any] = field(default_factory=dict)
+    threshold_compare: str = "strict"
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(x) for x in self.input_shape)
         checks = {"mode": ("ann", "snn"), "neuron": ("lif", "if"), "pool": ("neuron", "average"),
-                  "reset": sem.RESET_MODES, "integration": sem.INTEGRATIONS}
+                  "reset": sem.RESET_MODES, "integration": sem.INTEGRATIONS,
+                  "threshold_compare": sem.THRESHOLD_COMPARES}
         for k, allowed in checks.items():
             if getattr(self, k) not in allowed:
                 raise ValueError(f"{k} must be one of {allowed}, got {getattr(self, k)!r}")
@@ -90,7 +94,7 @@ class NetworkConfig:
 
     @property
     def semantics(self) -> sem.Semantics:
-        return sem.Semantics(self.dt, self.reset, self.integration)
+        return sem.Semantics(self.dt, self.reset, self.integration, self.threshold_compare)
 
 
 class SpikingNeurons(nn.Module):
