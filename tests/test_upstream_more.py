@@ -4,7 +4,8 @@ Every node case, peer graph and the scalar-kernel pooling case runs through each
 :mod:`snnbridge.backends.upstream_more` as a user would call the importer (its defaults), in float64, and the Output
 node (plus every node the importer exposes) is compared with the reference executor
 (:func:`tests.test_upstream_audit.assert_agrees`).  Known departures are strict xfails with the measured reason, so
-an importer that gets fixed shows up as XPASS; what agrees is asserted.  Measured with spikingjelly 2.0.0.
+an importer that gets fixed shows up as XPASS; what agrees is asserted.
+Measured with spikingjelly 2.0.0, rockpool 3.1.0 (nirtorch 2.6).
 """
 
 from __future__ import annotations
@@ -50,8 +51,32 @@ KNOWN: dict[str, dict[str, tuple[type, str]]] = {
     },
 }
 
+RP_LIF = ("from_nir maps LIF through Rockpool's LIFTorch conversion, which reads the CubaLIF field 'tau_mem' "
+          "(AttributeError: 'LIF' object has no attribute 'tau_mem')")
+RP_UNMAPPED = "from_nir has no mapping for {kind} (NotImplementedError 'Cannot convert ... to rockpool module')"
+RP_F64 = ("the imported LIFTorch keeps float32 tensors after .to(torch.float64) (RuntimeError: expected m1 and m2 "
+          "to have the same dtype)")
+KNOWN["rockpool-upstream"] = {
+    **{name: (CRASH, RP_LIF) for name in (
+        "lif_zero", "lif_subtract", "lif_none", "lif_exact", "lif_leak_reset", "lif_dt_1e-4", "lif_threshold_exact",
+        "recurrent_lif_zero", "recurrent_lif_subtract", "fan_in_sum", "lif_norse")},
+    **{name: (CRASH, RP_UNMAPPED.format(kind="IF")) for name in ("if_zero", "if_subtract", "if_threshold_exact")},
+    **{name: (CRASH, RP_UNMAPPED.format(kind="Conv2d")) for name in (
+        "conv2d_stride_pad_lif", "conv2d_groups_if", "cnn_sinabs")},
+    **{name: (CRASH, RP_UNMAPPED.format(kind="AvgPool2d")) for name in ("avgpool_nonsquare_lif",
+                                                                          "avgpool_scalar_kernel")},
+    **{name: (CRASH, RP_F64) for name in ("cubalif_zero", "cubalif_subtract", "braille_noDelay_noBias_subtract",
+                                          "braille_noDelay_bias_zero")},
+    "li": (CRASH, "from_nir's LI module returns [1, B, N] per step (Rockpool's batch-time layout): output "
+                  "shape [T, 1, B, N]"),
+    "i": (CRASH, RP_UNMAPPED.format(kind="I")),
+    "cubali": (CRASH, RP_UNMAPPED.format(kind="CubaLI")),
+    "scale_threshold": (CRASH, RP_UNMAPPED.format(kind="Scale")),
+    "sumpool_flatten_affine": (CRASH, RP_UNMAPPED.format(kind="SumPool2d")),
+}
+
 NAMES = list(CASES) + list(PEERS) + ["avgpool_scalar_kernel"]
-MODULES = {"spikingjelly-upstream": "spikingjelly"}
+MODULES = {"spikingjelly-upstream": "spikingjelly", "rockpool-upstream": "rockpool"}
 
 
 def _params():
@@ -80,6 +105,7 @@ def test_node_cases_each_importer_gets_right():
     """The audit's headline: how many of the node cases each importer reproduces (the rest are xfails above)."""
     right = {b: [n for n in CASES if n not in known] for b, known in KNOWN.items()}
     assert right["spikingjelly-upstream"] == ["lif_dt_1e-4"]
+    assert right["rockpool-upstream"] == []
 
 
 def test_importing_the_audit_module_needs_no_simulator():

@@ -24,5 +24,7 @@ register("snntorch-upstream", _lazy("snnbridge.backends.upstream", "SnnTorchUpst
 register("norse-upstream", _lazy("snnbridge.backends.upstream", "NorseUpstream"))
 register("spikingjelly", _lazy("snnbridge.backends.spikingjelly_backend", "SpikingJellyBackend"))
 register("spikingjelly-upstream", _lazy("snnbridge.backends.upstream_more", "SpikingJellyUpstream"))
+register("rockpool", _lazy("snnbridge.backends.rockpool_backend", "RockpoolBackend"))
+register("rockpool-upstream", _lazy("snnbridge.backends.upstream_more", "RockpoolUpstream"))
 
 __all__ = ["Backend", "Simulation", "get", "names", "native_library", "register", "status"]

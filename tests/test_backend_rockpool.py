@@ -1,0 +1,126 @@
+"""The Rockpool backend reproduces the reference executor bit for bit, at every node and step, where Rockpool can
+express the graph: its neurons (``LIFNeuronTorch``) reset by subtraction only, so every case with a zero or no reset
+is run here under ``reset="subtract"`` as well, and its original form must be refused by node name.
+"""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from snnbridge.backends import get
+from snnbridge.bridge import read_graph
+from snnbridge.bridge.executor import ReferenceExecutor
+from snnbridge.errors import UnsupportedNodeError
+from snnbridge.validation.node_suite import chain, node_cases
+
+from .backend_checks import PEERS, assert_same_recording, run_both, spikes, table1
+from .conftest import NIR_GRAPHS
+from .more_backends import peer_params, table1_params
+
+pytest.importorskip("rockpool")
+BACKEND = "rockpool"
+CASES = {c.name: c for c in node_cases()}
+
+
+def _subtract(semantics: dict) -> dict:
+    return dict(semantics, reset="subtract")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_node_case_bit_identical_under_subtract(name, dtype):
+    c = CASES[name]
+    ref, got = run_both(BACKEND, c.graph, c.inputs, _subtract(c.semantics), dtype)
+    assert got.backend == BACKEND
+    assert_same_recording(ref, got, exact=True)
+
+
+def _spiking(c) -> bool:
+    return any(type(v).__name__ in ("LIF", "IF", "CubaLIF") for v in c.graph.nodes.values())
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.semantics["reset"] != "subtract" and _spiking(c)])
+def test_zero_and_no_reset_are_refused_by_name(name):
+    c = CASES[name]
+    with pytest.raises(UnsupportedNodeError, match=r"node '\w+', field 'reset'.*subtraction only"):
+        get(BACKEND).compile(c.graph, **c.semantics)
+
+
+@pytest.mark.parametrize("key, neuron, reset", table1_params())
+def test_table1_structures(key, neuron, reset):
+    graph, x, semantics = table1(key, neuron)
+    semantics = dict(semantics, reset=reset)
+    if reset == "zero":
+        with pytest.raises(UnsupportedNodeError, match="field 'reset'"):
+            get(BACKEND).compile(graph, **semantics)
+        return
+    for dtype in (torch.float64, torch.float32):
+        ref, got = run_both(BACKEND, graph, x, semantics, dtype)
+        assert_same_recording(ref, got, exact=True)
+        assert all(ref.outputs[n].any() for n in ref.order if ref.node_types[n] in ("IF", "LIF"))
+
+
+@pytest.mark.parametrize("stem", peer_params(PEERS))
+def test_peer_graph_under_subtract(stem):
+    path = NIR_GRAPHS / f"{stem}.nir"
+    if not path.exists():
+        pytest.skip(f"{path} not available (needs ../shared)")
+    semantics, shape, T, p = PEERS[stem]
+    graph = read_graph(path)
+    x = spikes(shape, p, 7, T)
+    for dtype in (torch.float64, torch.float32):
+        ref, got = run_both(BACKEND, graph, x, _subtract(semantics), dtype)
+        assert_same_recording(ref, got, exact=True)
+        assert ref.output().any()
+
+
+def test_native_modules_and_exact_decay():
+    from rockpool.nn.modules.torch.lif_neuron_torch import LIFNeuronTorch, tau_to_decay
+
+    c = CASES["lif_exact"]
+    sim = get(BACKEND).compile(c.graph, **_subtract(c.semantics))
+    ad = sim.adapters["lif"]
+    mod, fire = ad.mem.module(3)
+    assert type(mod) is LIFNeuronTorch and mod.tau_mem.shape == (24,) and mod.tau_mem.dtype == torch.float64
+    decay = torch.as_tensor(sim.graph.coefficients("lif").decay, dtype=torch.float64).expand(8)
+    assert torch.equal(tau_to_decay(1e-3, ad.mem.tau), decay)  # Rockpool's own decay, bit for bit
+    assert torch.allclose(ad.mem.tau, torch.full((8,), 4e-3, dtype=torch.float64), rtol=1e-14)  # ~ NIR's tau
+    cuba = get(BACKEND).compile(CASES["cubalif_subtract"].graph, **CASES["cubalif_subtract"].semantics)
+    assert cuba.adapters["cuba"].syn is not None and cuba.adapters["cuba"].syn.mode == "never"
+
+
+def test_stock_spike_function_is_multi_spike_and_inclusive():
+    """Why the adapter passes its own spike function: Rockpool's ``StepPWL`` emits floor(v/θ) spikes at v >= θ."""
+    from rockpool.nn.modules.torch.lif_neuron_torch import LIFNeuronTorch
+
+    mod = LIFNeuronTorch(shape=(3,), tau_mem=torch.full((3,), 1e9), threshold=torch.ones(3), dt=1e-3)
+    out, _, _ = mod(torch.tensor([[[1.0, 2.5, 0.5]]]))
+    assert out.reshape(-1).tolist() == [1.0, 2.0, 0.0]  # fires at v == θ, twice at 2.5θ
+
+
+def test_batch_samples_keep_their_own_state_and_rng_is_untouched():
+    c = CASES["recurrent_lif_subtract"]
+    x = spikes((6,), 0.4, 5, 30, 4)
+    sim = get(BACKEND).compile(c.graph, **c.semantics)  # (torch layers draw their initial weights here)
+    torch.manual_seed(0)
+    want = torch.rand(3)
+    torch.manual_seed(0)
+    got = sim.run(x)
+    assert torch.equal(torch.rand(3), want)  # Rockpool's noise draw does not move the user's RNG
+    ref = ReferenceExecutor(c.graph, **c.semantics).run(x)
+    assert_same_recording(ref, got, exact=True)
+
+
+def test_initial_state_and_inclusive_threshold():
+    n = 4
+    lif = nir.LIF(tau=np.full(n, 4e-3), r=np.full(n, 2.0), v_leak=np.full(n, 0.1), v_threshold=np.full(n, 0.5),
+                  v_reset=np.zeros(n), metadata={"v_init": np.linspace(0, 0.4, n), "threshold": "inclusive"})
+    g = chain([("fc", nir.Linear(weight=np.full((n, 3), 0.25))), ("lif", lif)], (3,), (n,))
+    x = spikes((3,), 0.5, 2, 40, 2)
+    for dtype in (torch.float64, torch.float32):
+        ref = ReferenceExecutor(g, dt=1e-3, reset="subtract", dtype=dtype).run(x)
+        assert ref.spikes("lif").any()
+        assert_same_recording(ref, get(BACKEND).run(g, x, dt=1e-3, reset="subtract", dtype=dtype), exact=True)
