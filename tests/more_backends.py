@@ -2,26 +2,22 @@
 
 Their default run is a reduced case set (every node case, the Table-1 MLPs, the small peer graphs) so that
 ``make test`` stays within its time budget on 2 cores; the heavy cases (Table-1 CNNs, the Braille graphs) are
-marked ``slow`` and run when ``SNNBRIDGE_FULL_BACKENDS=1`` (CI's ``.ci/run`` sets it).
+marked ``slow``: ``make test`` deselects them (``-m "not slow"``), ``make test-slow`` runs them (CI runs both).
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
 from snnbridge.models import TABLE1
 
-FULL = os.environ.get("SNNBRIDGE_FULL_BACKENDS") == "1"
 HEAVY_TABLE1 = ("mnist_cnn", "cifar10_cnn", "nmnist_cnn", "dvscifar10_cnn")
 HEAVY_PEERS = ("braille_noDelay_noBias_subtract", "braille_noDelay_bias_zero")
 
 
 def heavy(*values, id: str | None = None):
-    """A ``pytest.param`` marked ``slow`` that runs only with ``SNNBRIDGE_FULL_BACKENDS=1``."""
-    return pytest.param(*values, id=id, marks=[pytest.mark.slow, pytest.mark.skipif(
-        not FULL, reason="heavy case of an added simulator: set SNNBRIDGE_FULL_BACKENDS=1 (CI does)")])
+    """A ``pytest.param`` marked ``slow`` (run by ``make test-slow``)."""
+    return pytest.param(*values, id=id, marks=[pytest.mark.slow])
 
 
 def table1_params() -> list:

@@ -63,7 +63,19 @@ def test_table1_structures(key, neuron, reset):
         assert all(ref.outputs[n].any() for n in ref.order if ref.node_types[n] in ("IF", "LIF"))
 
 
-@pytest.mark.parametrize("stem", peer_params(PEERS))
+def _peer_params():
+    out = []
+    for p in peer_params(PEERS):
+        if p.values[0] == "braille_noDelay_noBias_subtract":  # measured with rockpool 3.1.0
+            p = pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.xfail(
+                strict=True, raises=UnsupportedNodeError, reason=(
+                    "lif2's synaptic decay 0.45 (dt/tau_syn = 0.55): no float64 tau_mem makes Rockpool's "
+                    "exp(-dt/tau_mem) equal it bit for bit, so the node is refused by name rather than rounded"))])
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("stem", _peer_params())
 def test_peer_graph_under_subtract(stem):
     path = NIR_GRAPHS / f"{stem}.nir"
     if not path.exists():
