@@ -1,0 +1,44 @@
+"""The LIF neuron of ``lif_norse.nir`` fires at the same steps on every installed backend.
+
+Driven by a held input of 0.2 for 200 steps (``docs/semantics.md``: forward Euler fires first at step 17), under
+zero and subtract reset; a backend that cannot express a reset must refuse it by node name.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from snnbridge import backends
+from snnbridge.bridge import read_graph
+from snnbridge.bridge.executor import ReferenceExecutor
+from snnbridge.errors import UnsupportedNodeError
+
+from .conftest import NIR_GRAPHS
+
+NATIVE = ["snntorch", "norse", "brian2", "spikingjelly", "rockpool"]
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_lif_norse_fires_at_the_same_steps_on_every_backend(reset):
+    path = NIR_GRAPHS / "lif_norse.nir"
+    if not path.exists():
+        pytest.skip(f"{path} not available (needs ../shared)")
+    graph = read_graph(path)
+    x = torch.full((200, 1, 1), 0.2, dtype=torch.float64)
+    ref = ReferenceExecutor(graph, reset=reset).run(x).output().reshape(-1).nonzero().reshape(-1)
+    assert ref[0].item() == 16 and len(ref) > 5  # step 17, counted from 1
+    ran = []
+    status = backends.status()
+    for name in NATIVE:
+        if status[name] != "available":
+            continue
+        try:
+            rec = backends.get(name).run(graph, x, reset=reset)
+        except UnsupportedNodeError as e:
+            assert "field 'reset'" in str(e) and "node '" in str(e), e
+            continue
+        steps = rec.output().reshape(-1).nonzero().reshape(-1)
+        assert torch.equal(steps, ref), f"{name} fires at {steps[:5].tolist()}..., reference at {ref[:5].tolist()}..."
+        ran.append(name)
+    assert ran, "no backend installed"
