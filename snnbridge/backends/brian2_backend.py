@@ -166,7 +166,8 @@ class Brian2Backend(Backend):
         return to_native(fg, batch_size=batch_size, target=target or default_target(), dtype=dtype, inputs=inputs,
                          plasticity=plasticity, cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
-    def run_native(self, module, inputs: Inputs, dtype: torch.dtype = torch.float64) -> Recording:
+    def run_native(self, module, inputs: Inputs, dtype: torch.dtype = torch.float64,
+                   dt: float | None = None) -> Recording:
         """Run a network made by :meth:`to_native` on ``inputs`` ``[T, B, *shape]`` from its current time
         (continuing its state) and return the :class:`Recording` of every group and Output node."""
         from snnbridge.backends.brian2.native import SnnbridgeNetwork
@@ -177,6 +178,9 @@ class Brian2Backend(Backend):
                                    layer="", cls=type(module).__name__)
         if dtype != module.dtype:
             raise NativeModelError(f"the network was built for {module.dtype}, not {dtype}", layer="",
+                                   cls=type(module).__name__)
+        if dt is not None and float(dt) != module.dt:
+            raise NativeModelError(f"the network steps dt={module.dt:g} s, not {dt:g}", layer="",
                                    cls=type(module).__name__)
         return module.record(inputs)
 
@@ -386,7 +390,7 @@ class Brian2Simulation(Simulation):
             h = hashlib.sha256()
             plan = self.plan
             for g in plan.groups.values():
-                h.update(repr((g.node, g.index, g.kind, g.size, g.reset, g.timing, g.zero_target, g.folded,
+                h.update(repr((g.node, g.index, g.kind, g.size, g.reset, g.timing, g.zero_target, g.inclusive, g.folded,
                                sorted(g.lag_bias))).encode())
                 arrays = [g.threshold, g.b0, g.v_init, g.i_init, *g.lag_bias.values()]
                 if g.coeff is not None:

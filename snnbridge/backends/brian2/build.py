@@ -229,7 +229,7 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
             code.append(f"v = {drive}")
             model.append("thr : 1 (constant)")
             values["thr"] = g.threshold
-            threshold, reset = "v > thr", None
+            threshold, reset = f"v {_cmp(g)} thr", None
         else:
             c = g.coeff
             for k in ("decay", "gain", "bias"):
@@ -246,7 +246,7 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
             if c.spiking:
                 model.append("thr : 1 (constant)")
                 values["thr"] = _per_neuron(c.threshold, shape)
-                threshold = "v > thr"
+                threshold = f"v {_cmp(g)} thr"
                 if g.timing != "immediate":
                     model.append("r : 1")  # the reset flag H(v[t-1] - thr) of a delayed/rechecked reset
                 elif g.reset == "zero":
@@ -357,7 +357,7 @@ def neuron_update(g: GroupSpec, drive: str) -> list[str]:
     integrate = f"v = decay*v + (gain*{drive} + bias)"
     if g.timing == "immediate":
         return [integrate]
-    code = ["r = int(v > thr)"]
+    code = [f"r = int(v {_cmp(g)} thr)"]
     if g.reset == "zero" and g.zero_target == "state":
         return code + [f"v = decay*(v*(1 - r)) + (gain*{drive} + bias)"]
     code.append(integrate)
@@ -371,7 +371,12 @@ def neuron_update(g: GroupSpec, drive: str) -> list[str]:
 def recheck_code(g: GroupSpec) -> str:
     """The carried state after an ``immediate_rechecked`` step (every neuron, after the threshold and the
     membrane monitor): ``v - (s - r)*thr`` (subtract) or ``v - (s - r)*v`` (zero), with ``s = int(v > thr)``."""
-    return "v = v - (int(v > thr) - r)*" + ("thr" if g.reset == "subtract" else "v")
+    return f"v = v - (int(v {_cmp(g)} thr) - r)*" + ("thr" if g.reset == "subtract" else "v")
+
+
+def _cmp(g: GroupSpec) -> str:
+    """The threshold comparison of group ``g``: ``>`` (strict, default) or ``>=`` (inclusive)."""
+    return ">=" if g.inclusive else ">"
 
 
 def _is_analog(plan: Plan, p: Projection, input_spiking: dict[str, bool]) -> bool:

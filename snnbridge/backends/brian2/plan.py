@@ -175,6 +175,7 @@ class GroupSpec:
         timing / zero_target: reset timing and zero-reset target of a spiking neuron
             (:data:`~snnbridge.bridge.semantics.RESET_TIMINGS`; ``immediate`` for ``reset='none'``).
         v_init / i_init: initial membrane / synaptic current per neuron (float64 ``[size]``), or ``None`` (zero).
+        inclusive: the threshold compares ``v >= thr`` (``FlatGraph.threshold_compare``) instead of ``v > thr``.
         threshold: per-neuron threshold of a ``Threshold`` node.
         b0: constant drive per neuron (biases of every undelayed stateless path), float64 ``[size]``.
         lag_bias: lag -> constant drive that starts ``lag`` steps into a run (biases behind a delay/recurrence).
@@ -189,6 +190,7 @@ class GroupSpec:
     reset: str = "zero"
     timing: str = "immediate"
     zero_target: str = "state"
+    inclusive: bool = False
     v_init: np.ndarray | None = None
     i_init: np.ndarray | None = None
     threshold: np.ndarray | None = None
@@ -352,6 +354,8 @@ def make_plan(fg: FlatGraph, input_projection: str = "current") -> Plan:
         shape = fg.in_shapes[name]
         n = _size(shape)
         g = GroupSpec(name, index, kind, n)
+        if kind in sem.SPIKING_TYPES:
+            g.inclusive = fg.threshold_compare(name) == "inclusive"
         if kind == "Threshold":
             g.threshold = np.broadcast_to(np.asarray(fg.nodes[name].threshold, dtype=np.float64), shape).ravel().copy()
         else:
