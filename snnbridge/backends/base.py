@@ -163,10 +163,13 @@ def get(name: str) -> Backend:
 
 
 def native_library(module) -> str:
-    """Which backend's library a native model belongs to (``"snntorch"`` or ``"norse"``), from its layers' classes.
+    """Which backend's library a native model belongs to (``"snntorch"``, ``"norse"`` or ``"brian2"``), from its
+    layers' classes (a ``brian2.Network`` is Brian2's).
 
     Raises :class:`NativeModelError` when no layer comes from a supported library, or layers from both do.
     """
+    if any(c.__module__.split(".")[0] == "brian2" for c in type(module).__mro__):
+        return "brian2"
     libs = set()
     mods = module.modules() if hasattr(module, "modules") else [module]
     for mod in mods:
@@ -177,7 +180,7 @@ def native_library(module) -> str:
     if len(libs) != 1:
         found = ", ".join(sorted(libs)) or "none"
         raise NativeModelError(f"cannot tell which library {type(module).__name__} belongs to (layers from: "
-                               f"{found}); pass it to backends.get('snntorch' or 'norse') directly")
+                               f"{found}); name it (--library, or backends.get('snntorch' or 'norse'))")
     return libs.pop()
 
 
