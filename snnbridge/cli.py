@@ -29,7 +29,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console()
 err_console = Console(stderr=True)
 
-_COMMAND_MODULES = ("snnbridge.validation.cli", "snnbridge.reproduce.cli", "snnbridge.cli_native")
+_COMMAND_MODULES = ("snnbridge.validation.cli", "snnbridge.reproduce.cli", "snnbridge.cli_native",
+                    "snnbridge.cli_matrix")
 
 
 BUG_REPORT = "https://github.com/snnbridge/snnbridge/issues"
