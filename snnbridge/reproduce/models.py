@@ -120,7 +120,7 @@ def run_model(spec: dict, cell_dir: str | Path, progress: bool = False) -> dict:
         ann.cpu()
         result["ann_accuracy"] = evaluate(ann, xte, yte)
         calib = xtr[:int(spec["calib_samples"])]
-        # threshold tuning on held-out training images (the last calib_samples), the paper's u_th among the
+        # threshold tuning on training images (the last calib_samples; never the test set), Table 2's u_th among the
         # candidates; the table's Model-2 keeps the paper's u_th (Table 2) and reports the tuned one beside it
         cands = sorted({float(v) for v in (spec.get("threshold_candidates") or ())} | {float(sp["threshold"])})
         n_val = int(spec["calib_samples"])

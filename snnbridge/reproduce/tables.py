@@ -66,7 +66,7 @@ def main_block(doc: dict) -> str:
     seeds = doc["run"]["seeds"]
     costs = _cost_means(doc)
     lines = [f"Quick preset on the real data (`snnbridge reproduce --preset quick --data-dir ../shared/data "
-             f"--seeds {','.join(map(str, seeds))}`; {len(seeds)} seeds, mean ± std; wall "
+             f"--seeds {','.join(map(str, seeds))}`; {len(seeds)} seed(s), mean ± std; wall "
              f"{doc['seconds'] / 60:.1f} min on the shared 2-core machine). Generated from "
              f"`results/{QUICK}` by `python -m snnbridge.reproduce.tables`.", ""]
     for table, title in (("table4", "ANN-oriented (Table 4)"), ("table5", "SNN-oriented (Table 5)")):
@@ -81,7 +81,39 @@ def main_block(doc: dict) -> str:
             lines.append(f"| {r['workload']} | `{r['structure']}` | {r['model']} {r['label']}{extra} | {_acc(r)} | "
                          f"{_paper(r.get('paper'))} | {_m(c.get('adds'))} / {_m(c.get('muls'))} |")
         lines.append("")
+    lines += _ranking(doc) + _agreement(doc)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _ranking(doc: dict) -> list[str]:
+    """Per seed on each event workload: does the paper's ranking Model-6 ≥ Model-5 ≥ Model-4 (Table 5) hold?"""
+    acc: dict[tuple[str, str, int], dict[str, float]] = {}
+    for c in doc["cells"]:
+        s = c.get("spec", {})
+        if s.get("cell") == "table" and s.get("model") in ("4", "5", "6") and c.get("accuracy") is not None:
+            acc.setdefault((s["workload"], s["network"], int(s["seed"])), {})[s["model"]] = 100 * c["accuracy"]
+    out = []
+    for (w, net, seed), a in sorted(acc.items()):
+        if len(a) == 3:
+            ok = a["6"] >= a["5"] >= a["4"]
+            out.append(f"- {w} {net}, seed {seed}: Model-6 {a['6']:.1f} / Model-5 {a['5']:.1f} / Model-4 {a['4']:.1f} "
+                       f"— Model-6 ≥ Model-5 ≥ Model-4 {'holds' if ok else 'does not hold'}")
+    return (["Table 5's ranking per seed (test accuracy %):", ""] + out + [""]) if out else []
+
+
+def _agreement(doc: dict) -> list[str]:
+    """Each simulator's agreement with the reference's predictions, over every SNN cell it ran."""
+    rows: dict[str, list[dict]] = {}
+    for r in doc.get("cross_simulator") or []:
+        if r.get("backend") != "reference" and r.get("status") == "ok":
+            rows.setdefault(r["backend"], []).append(r)
+    if not rows:
+        return []
+    parts = [f"{b}: {100 * min(x['agreement'] for x in rs):.0f} % (lowest of {len(rs)} runs, "
+             f"{min(x['samples'] for x in rs)}-{max(x['samples'] for x in rs)} samples each)"
+             for b, rs in sorted(rows.items())]
+    return ["Agreement of the simulators with the reference executor's predictions on the same NIR graphs — "
+            + "; ".join(parts) + ".", ""]
 
 
 def detail_block(doc: dict) -> str:
@@ -90,22 +122,23 @@ def detail_block(doc: dict) -> str:
     m2 = [c for c in doc["cells"] if c.get("spec", {}).get("model") == "2" and c.get("threshold_tuning")]
     if m2:
         ths = list(m2[0]["threshold_tuning"]["accuracy"])
-        lines += ["**Model-2 threshold tuning** (accuracy % on held-out training images, T = "
+        lines += ["**Model-2 threshold tuning** (accuracy % on training images not used for calibration, T = "
                   f"{m2[0]['threshold_tuning']['T']}; the table uses Table 2's u_th):", "",
-                  "| workload | seed | " + " | ".join(f"u_th {t}" for t in ths) + " | best |",
-                  "|---|---|" + "---|" * len(ths) + "---|"]
-        for c in sorted(m2, key=lambda c: (c["workload"], c["seed"])):
+                  "| workload | network | seed | " + " | ".join(f"u_th {t}" for t in ths) + " | best |",
+                  "|---|---|---|" + "---|" * len(ths) + "---|"]
+        for c in sorted(m2, key=lambda c: (c["workload"], c["network"], c["seed"])):
             a = c["threshold_tuning"]["accuracy"]
-            lines.append(f"| {c['workload']} | {c['seed']} | " + " | ".join(f"{100 * a[t]:.1f}" for t in ths)
-                         + f" | {c['threshold_tuning']['best']} |")
+            row = " | ".join(f"{100 * a[t]:.1f}" for t in ths)
+            best = c["threshold_tuning"]["best"]
+            lines.append(f"| {c['workload']} | {c['network']} | {c['seed']} | {row} | {best} |")
         Ts = list(m2[0]["accuracy_vs_T"]["accuracy"])
         lines += ["", f"**Fig. 9b** (Model-2, u_th = {m2[0]['accuracy_vs_T']['threshold']}, accuracy % on the first "
                   f"{m2[0]['accuracy_vs_T']['samples']} test images; constrained ANN for reference):", "",
-                  "| workload | seed | ANN | " + " | ".join(f"T = {t}" for t in Ts) + " |",
-                  "|---|---|---|" + "---|" * len(Ts)]
-        for c in sorted(m2, key=lambda c: (c["workload"], c["seed"])):
+                  "| workload | network | seed | ANN | " + " | ".join(f"T = {t}" for t in Ts) + " |",
+                  "|---|---|---|---|" + "---|" * len(Ts)]
+        for c in sorted(m2, key=lambda c: (c["workload"], c["network"], c["seed"])):
             a = c["accuracy_vs_T"]["accuracy"]
-            lines.append(f"| {c['workload']} | {c['seed']} | {100 * c['ann_accuracy']:.1f} | "
+            lines.append(f"| {c['workload']} | {c['network']} | {c['seed']} | {100 * c['ann_accuracy']:.1f} | "
                          + " | ".join(f"{100 * a[t]:.1f}" for t in Ts) + " |")
         lines.append("")
     sweep = doc.get("sweep") or []
