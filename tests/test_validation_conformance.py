@@ -229,3 +229,57 @@ def test_node_suite_planted_reset(case):
     neuron = next(n for n in b.nodes if c.graph.nodes.get(n).__class__.__name__ in ("LIF", "IF", "CubaLIF"))
     assert b.first_divergent_node == neuron
     assert b.nodes[neuron].explanation.kind == "reset", b.nodes[neuron].explanation.text
+
+
+def test_assert_conformant_never_passes_silently(data):
+    """An unknown backend name fails; a registered simulator that is not installed skips, naming the pip command."""
+    from snnbridge.backends import base
+
+    x, _ = data
+    with pytest.raises(AssertionError, match="unknown backend 'snntroch'"):
+        assert_conformant(mlp(), x, backends=["reference", "snntroch"])
+
+    class Missing(base.Backend):
+        name = "missing-sim"
+        requires = ("snnbridge_no_such_simulator",)
+        pip = "pip install snnbridge-no-such-simulator"
+
+        def compile(self, graph, **kw):  # pragma: no cover - never reached: not installed
+            raise AssertionError("compiled a missing simulator")
+
+    base.register("missing-sim", Missing)
+    try:
+        with pytest.raises(pytest.skip.Exception, match="pip install snnbridge-no-such-simulator"):
+            assert_conformant(mlp(), x, backends=["reference", "missing-sim"])
+        with pytest.raises(AssertionError, match="unavailable"):
+            assert_conformant(mlp(), x, backends=["reference", "missing-sim"], require_all=True)
+    finally:
+        base._FACTORIES.pop("missing-sim", None)
+
+
+def test_conform_with_the_original_native_module(data):
+    """``original=module``: the user's snnTorch module, run natively, is a row of its own and passes."""
+    snn = pytest.importorskip("snntorch")
+    from torch import nn
+
+    from snnbridge import backends
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 16), snn.Leaky(beta=0.8, init_hidden=True),
+                        nn.Linear(16, 4), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    with torch.no_grad():
+        net[0].weight.mul_(4.0)
+        net[2].weight.mul_(4.0)
+    graph = backends.get("snntorch").from_native(net, input_shape=(12,))
+    x, _ = data
+    r = conform(graph, x, ["reference"], original=net)
+    row = r.backends["original"]
+    assert row.backend == "snntorch-native" and row.status == "pass", r.summary()
+    compared = [n for n, res in row.nodes.items() if res.compared and res.spiking]
+    assert len(compared) >= 2 and "original" in [b["name"] for b in r.to_dict()["backends"]]
+    # and a module that steps differently is caught: same weights, reset_delay=False
+    other = nn.Sequential(nn.Linear(12, 16), snn.Leaky(beta=0.8, init_hidden=True, reset_delay=False),
+                          nn.Linear(16, 4), snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    other.load_state_dict(net.state_dict())
+    bad = conform(graph, x, ["reference"], original=other).backends["original"]
+    assert bad.status == "fail"
