@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1" -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps "sinabs==3.1.3" "pbr"  # sinabs pins nir<=1.0.4; its layers run with 1.0.8
 	touch $(STAMP)
 
 .PHONY: install demo test test-slow lint

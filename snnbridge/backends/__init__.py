@@ -26,5 +26,6 @@ register("spikingjelly", _lazy("snnbridge.backends.spikingjelly_backend", "Spiki
 register("spikingjelly-upstream", _lazy("snnbridge.backends.upstream_more", "SpikingJellyUpstream"))
 register("rockpool", _lazy("snnbridge.backends.rockpool_backend", "RockpoolBackend"))
 register("rockpool-upstream", _lazy("snnbridge.backends.upstream_more", "RockpoolUpstream"))
+register("sinabs", _lazy("snnbridge.backends.sinabs_backend", "SinabsBackend"))
 
 __all__ = ["Backend", "Simulation", "get", "names", "native_library", "register", "status"]
