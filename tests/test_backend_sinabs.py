@@ -140,3 +140,16 @@ def test_delayed_reset_timing_is_refused_by_name():
     g = chain([("fc", nir.Linear(weight=np.eye(n))), ("lif", lif)], (n,), (n,))
     with pytest.raises(UnsupportedNodeError, match=r"node 'lif', field 'reset_timing'.*sinabs"):
         get(BACKEND).compile(g, dt=1e-3)
+
+
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_lif_norse_fires_at_the_reference_steps(reset):
+    """As ``tests/test_lif_norse_everywhere.py`` for the other backends: a held 0.2 for 200 steps."""
+    path = NIR_GRAPHS / "lif_norse.nir"
+    if not path.exists():
+        pytest.skip(f"{path} not available (needs ../shared)")
+    graph = read_graph(path)
+    x = torch.full((200, 1, 1), 0.2, dtype=torch.float64)
+    ref = ReferenceExecutor(graph, reset=reset).run(x).output().reshape(-1).nonzero().reshape(-1)
+    got = get(BACKEND).run(graph, x, reset=reset).output().reshape(-1).nonzero().reshape(-1)
+    assert ref[0].item() == 16 and len(ref) > 5 and torch.equal(got, ref)

@@ -64,7 +64,7 @@ def test_matrix_has_one_row_per_graph_and_backend(full):
     assert doc["graphs"][0]["reference_accuracy"] is not None
     rows = {(r["graph"], r["backend"]): r for r in doc["rows"]}
     status = backends.status()
-    for b in ("reference", "snntorch", "norse", "brian2", "spikingjelly"):
+    for b in ("reference", "snntorch", "norse", "brian2", "spikingjelly", "sinabs"):
         if status[b] == "available":
             r = rows[("mlp", b)]
             assert r["verdict"] == "PASS" and r["counted"], r
