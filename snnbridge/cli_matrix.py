@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def matrix(
-        graphs: list[Path] = typer.Argument(..., help="The .nir files to check (rows are named by file stem)."),
+        graphs: list[str] = typer.Argument(..., help="The .nir files to check (rows are named by file stem); "
+                                                     "FILE@reset=subtract(+dt=..+integration=..) sets one "
+                                                     "graph's semantics."),
         backends: str = typer.Option("all", "--backends", "-b",
                                      help="'all' (every registered backend and audit mode) or comma-separated "
                                           "names/specs, e.g. reference,norse,reference@reset=subtract."),

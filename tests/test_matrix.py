@@ -161,3 +161,15 @@ def test_bad_input_in_the_library(mlp):
         matrix([LIF_NORSE if LIF_NORSE.exists() else mlp], backends="reference", data="nowhere.npz", samples=2)
     with pytest.raises(SnnBridgeError, match="unknown backend"):
         matrix([mlp], backends="reference,nope")
+
+
+def test_a_graph_can_carry_its_own_semantics(mlp):
+    res = matrix([f"{mlp}@reset=subtract"], backends="reference,rockpool", data="digits", samples=3, T=8)
+    g = res.graphs[0]
+    assert g.name == "mlp" and g.semantics["reset"] == "subtract" and g.path == str(mlp)
+    assert res.row("mlp", "reference").verdict == "PASS"
+    if backends.status()["rockpool"] == "available":  # subtract is what Rockpool can express: it runs now
+        assert res.row("mlp", "rockpool").verdict == "PASS"
+    with pytest.raises(InputError, match=r"graph '.*mlp.nir@reset=sometimes': reset must be one of"):
+        matrix([f"{mlp}@reset=sometimes"], backends="reference", samples=2, T=5)
+    assert run("matrix", f"{mlp}@dtype=float32", "-b", "reference", "--samples", 2, "--T", 5) == 2

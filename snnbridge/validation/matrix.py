@@ -261,6 +261,24 @@ def _row_from(stem: str, b) -> MatrixRow:
                      if status == "refused" else b.reason, b.runtime_s)
 
 
+def parse_graph_arg(arg: str | Path) -> tuple[Path, dict]:
+    """``PATH`` or ``PATH@reset=subtract+dt=1e-3+integration=exact``: the graph file and its own semantics overrides
+    (they win over the matrix-wide ``dt``/``reset``/``integration``).  A path that exists as given is never split."""
+    text = str(arg)
+    base, at, opts = text.rpartition("@")
+    if not at or Path(text).exists():
+        return Path(text), {}
+    from snnbridge.validation.runners import parse_spec
+
+    try:
+        spec = parse_spec(f"graph@{opts}")
+    except SnnBridgeError as e:  # worded for a backend: name the graph instead
+        raise InputError(f"graph '{text}': {str(e).split(': ', 1)[-1]}") from None
+    if "dtype" in spec.overrides:
+        raise InputError(f"graph '{text}': only reset=, dt= and integration= can follow '@'")
+    return Path(base), dict(spec.overrides)
+
+
 def matrix(graphs: Iterable[str | Path], backends: str | Sequence[str] = "all",
            data: str | Sequence[str] = "digits", samples: int = 20, T: int = 20, seed: int = 0,
            profile: str = "exact", dt: float | None = None, reset: str | None = None,
@@ -269,7 +287,8 @@ def matrix(graphs: Iterable[str | Path], backends: str | Sequence[str] = "all",
     """Check every graph on every backend (``"all"``: every registered one, audit modes included).
 
     Args:
-        graphs: ``.nir`` paths (each named by its file stem in the table; stems must differ).
+        graphs: ``.nir`` paths (each named by its file stem in the table; stems must differ), optionally with the
+            graph's own semantics after ``@`` (``braille.nir@reset=subtract``, see :func:`parse_graph_arg`).
         backends: ``"all"``, names/specs (``"norse"``, ``"reference@reset=subtract"``) or a comma-separated string.
         data: one data spec or a list tried in order; ``STEM=SPEC`` for one graph (see the module docstring).
         samples, T, seed: how many samples, how many steps for rate-coded data, the coding seed.
@@ -286,7 +305,8 @@ def matrix(graphs: Iterable[str | Path], backends: str | Sequence[str] = "all",
 
     t0 = time.perf_counter()
     get_profile(profile)
-    paths = [Path(g) for g in graphs]
+    parsed = [parse_graph_arg(g) for g in graphs]
+    paths = [p for p, _ in parsed]
     if not paths:
         raise InputError("no graphs to check")
     stems = [p.stem for p in paths]
@@ -301,23 +321,25 @@ def matrix(graphs: Iterable[str | Path], backends: str | Sequence[str] = "all",
     per, common = _data_plan(data, stems)
 
     loaded = []
-    for path, stem in zip(paths, stems):  # read every graph and its data before hours of simulation
+    given = {"dt": dt, "reset": reset, "integration": integration}
+    for (path, own), stem in zip(parsed, stems):  # read every graph and its data before hours of simulation
         graph = read_graph(path)
-        fg = prepare(graph, dt=dt, reset=reset, integration=integration)
+        sem_kw = {k: own.get(k, v) for k, v in given.items()}
+        fg = prepare(graph, **sem_kw)
         if len(fg.inputs) != 1:
             raise InputError(f"{path}: the matrix needs graphs with one Input node, it has {len(fg.inputs)}")
         shape = tuple(int(d) for d in fg.out_shapes[fg.inputs[0]])
         ds = _resolve_data(stem, per.get(stem, []) + common, shape, samples, T, seed)
-        loaded.append((path, stem, graph, fg, ds))
+        loaded.append((path, stem, graph, fg, ds, sem_kw))
 
     entries: list[GraphEntry] = []
     rows: list[MatrixRow] = []
-    for path, stem, graph, fg, ds in loaded:
+    for path, stem, graph, fg, ds, sem_kw in loaded:
         if log:
             log(f"{stem}: {len(run_specs)} backend(s) on {ds.description}")
         if run_specs:
-            res = conform(graph, ds.x, backends=run_specs, profile=profile, labels=ds.y, dt=dt, reset=reset,
-                          integration=integration, batch_size=batch_size, progress=progress, tau=tau,
+            res = conform(graph, ds.x, backends=run_specs, profile=profile, labels=ds.y, **sem_kw,
+                          batch_size=batch_size, progress=progress, tau=tau,
                           model=path.name, data=ds.description, seed=seed)
             ref_acc, ref_rt = res.yardstick.accuracy, res.yardstick.runtime_s
             by_name = {b.name: b for b in res.backends.values()}
@@ -458,5 +480,5 @@ def write_matrix(result: MatrixResult, out_dir: str | Path, overwrite: bool = Fa
     return MatrixPaths(out, out / "matrix.html", out / "matrix.md", out / "matrix.json")
 
 
-__all__ = ["GraphEntry", "MatrixPaths", "MatrixResult", "MatrixRow", "matrix", "random_spikes", "render_html",
-           "render_markdown", "write_matrix"]
+__all__ = ["GraphEntry", "MatrixPaths", "MatrixResult", "MatrixRow", "matrix", "parse_graph_arg", "random_spikes",
+           "render_html", "render_markdown", "write_matrix"]
