@@ -61,14 +61,28 @@ def _cost_means(doc: dict) -> dict[tuple[str, str, str], dict]:
     return out
 
 
+WALLS = "quick-real-walls.json"
+"""Wall times of the runs that filled :data:`QUICK` (their console output)."""
+
+
+def _timing(doc: dict) -> str:
+    """Cell compute (sum over cells of their own seconds, cached ones included) and the runs' wall time."""
+    secs = sum(c.get("seconds") or 0.0 for c in doc["cells"])
+    out = f"cell compute {secs / 60:.1f} min"
+    walls = RESULTS / WALLS
+    if walls.exists():
+        total = sum(r["wall_s"] for r in json.loads(walls.read_text())["runs"])
+        out += f", wall {total / 60:.1f} min over its runs on the shared 2-core machine (niced, load average 6-12)"
+    return out
+
+
 def main_block(doc: dict) -> str:
     """The README's tables: Models 1-3 and 4-6 (mean ± std over seeds) next to the paper's Tables 4-5."""
     seeds = doc["run"]["seeds"]
     costs = _cost_means(doc)
     lines = [f"Quick preset on the real data (`snnbridge reproduce --preset quick --data-dir ../shared/data "
-             f"--seeds {','.join(map(str, seeds))}`; {len(seeds)} seed(s), mean ± std; wall "
-             f"{doc['seconds'] / 60:.1f} min on the shared 2-core machine). Generated from "
-             f"`results/{QUICK}` by `python -m snnbridge.reproduce.tables`.", ""]
+             f"--seeds {','.join(map(str, seeds))}`; {len(seeds)} seed(s), mean ± std; {_timing(doc)}). "
+             f"Generated from `results/{QUICK}` by `python -m snnbridge.reproduce.tables`.", ""]
     for table, title in (("table4", "ANN-oriented (Table 4)"), ("table5", "SNN-oriented (Table 5)")):
         rows = list(doc[table])
         if not rows:
@@ -109,9 +123,12 @@ def _agreement(doc: dict) -> list[str]:
             rows.setdefault(r["backend"], []).append(r)
     if not rows:
         return []
-    parts = [f"{b}: {100 * min(x['agreement'] for x in rs):.0f} % (lowest of {len(rs)} runs, "
-             f"{min(x['samples'] for x in rs)}-{max(x['samples'] for x in rs)} samples each)"
-             for b, rs in sorted(rows.items())]
+    def n(rs: list[dict]) -> str:
+        lo, hi = min(x["samples"] for x in rs), max(x["samples"] for x in rs)
+        return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+    parts = [f"{b}: {100 * min(x['agreement'] for x in rs):.0f} % (lowest over its {len(rs)} SNN table row(s), "
+             f"{n(rs)} test samples each)" for b, rs in sorted(rows.items())]
     return ["Agreement of the simulators with the reference executor's predictions on the same NIR graphs — "
             + "; ".join(parts) + ".", ""]
 
@@ -152,14 +169,39 @@ def detail_block(doc: dict) -> str:
             lines.append(f"| {T} | " + " | ".join(
                 f"{cells[t]['accuracy']:.1f} / {_m(cells[t]['adds'])}" if t in cells else "—" for t in thr) + " |")
         lines.append("")
-    secs = [c.get("seconds") for c in doc["cells"] if c.get("seconds") is not None and not c.get("cached")]
-    lines.append(f"Cells: {len(doc['cells'])}, compute {sum(secs) / 60:.1f} min in total, run wall "
-                 f"{doc['seconds'] / 60:.1f} min.")
+    lines += _model6_window(doc)
+    lines.append(f"Cells: {len(doc['cells'])}; {_timing(doc)}.")
+    walls = RESULTS / WALLS
+    if walls.exists():
+        w = json.loads(walls.read_text())
+        lines += ["", "Runs behind these numbers (`results/" + WALLS + "`): " + "; ".join(
+            f"`{r['command']}` {r['wall_s'] / 60:.1f} min" for r in w["runs"]) + ". " + w["note"]]
     return "\n".join(lines).rstrip() + "\n"
 
 
 PENDING = ("No committed result yet: `results/{name}` is written by `snnbridge reproduce --preset quick --data-dir "
            "../shared/data --seeds 0,1,2` (copy its `results.json`), then `python -m snnbridge.reproduce.tables`.\n")
+
+
+T25 = "nmnist-model6-T25.json"
+"""Model-6 on N-MNIST with T = 25 windows of 3 ms (the same quick settings otherwise)."""
+
+
+def _model6_window(doc: dict) -> list[str]:
+    """Model-6 per seed: last-epoch training accuracy and test accuracy at Table 3's T and at T = 25."""
+    docs = [doc] + ([load(T25)] if (RESULTS / T25).exists() else [])
+    rows = []
+    for d in docs:
+        for c in d["cells"]:
+            s = c.get("spec", {})
+            if s.get("cell") == "table" and s.get("model") == "6" and s.get("workload") == "nmnist":
+                rows.append((c["spike"]["T"], s["seed"], 100 * c["history"]["accuracy"][-1], 100 * c["accuracy"]))
+    if not rows:
+        return []
+    out = ["**Model-6 per seed** (N-MNIST MLP; T windows of 3 ms; training accuracy at the last epoch / test "
+           "accuracy %):", "", "| T | seed | train | test |", "|---|---|---|---|"]
+    out += [f"| {T} ({3 * T} ms) | {seed} | {tr:.1f} | {te:.1f} |" for T, seed, tr, te in sorted(rows)]
+    return out + [""]
 
 
 def render_blocks(results: Path = RESULTS) -> dict[str, str]:
