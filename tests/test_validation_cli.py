@@ -38,7 +38,8 @@ def test_exit_0_pass_writes_report(model, tmp_path):
     assert run("conform", model, "-b", "reference", *FAST, "--report", out) == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["passed"] and doc["data"]["samples"] == 6 and doc["data"]["steps"] == 5
-    assert {p.name for p in out.iterdir()} == {"report.html", "summary.md", "report.json", "model.nir", ".snnbridge-output"}
+    assert {p.name for p in out.iterdir()} == {"report.html", "summary.md", "report.json", "model.nir",
+                                               ".snnbridge-output"}
 
 
 def test_exit_1_planted_failure(model, tmp_path):
