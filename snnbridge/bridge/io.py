@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import nir
@@ -39,15 +41,20 @@ def read_graph(path: str | Path, type_check: bool = False) -> nir.NIRGraph:
         with h5py.File(path, "r") as f:
             if "node" not in f:
                 raise NIRFileError(f"{path}: HDF5 file has no 'node' group, so it is not a NIR graph")
-            check_hdf5_structure(f, path)
+            declared = check_hdf5_structure(f, path)
     except _H5_ERRORS as e:  # h5py reports corrupt headers as KeyError, ValueError, RuntimeError, ...
         raise NIRFileError(f"{path}: cannot open as HDF5 (truncated or corrupt?): {_msg(e)}") from None
-    _raise_node_error(path)
-    try:
-        graph = nir.read(path, type_check=type_check)
-    except Exception as e:  # noqa: BLE001 - nir raises anything from AssertionError to KeyError
-        msg = str(e).strip("'\"") or type(e).__name__
-        raise NIRFileError(f"{path}: cannot read NIR graph: {type(e).__name__}: {msg}") from None
+    # HDF5 itself may allocate what a corrupt file says (e.g. a variable-length string whose heap reference points
+    # at garbage): while it parses, the process may grow by what the declared datasets need and no more
+    with allocation_cap(2 * declared + READ_SLACK):
+        _raise_node_error(path)
+        try:
+            graph = nir.read(path, type_check=type_check)
+        except Exception as e:  # noqa: BLE001 - nir raises anything from AssertionError to KeyError
+            msg = str(e).strip("'\"") or type(e).__name__
+            if isinstance(e, MemoryError) or "memory" in msg.lower() or "allocat" in msg.lower():
+                msg += " (refused to allocate more than the file's declared datasets need: corrupt?)"
+            raise NIRFileError(f"{path}: cannot read NIR graph: {type(e).__name__}: {msg}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise NIRFileError(f"{path}: top-level node is a {type(graph).__name__}, not a NIRGraph")
     return graph
@@ -60,12 +67,51 @@ def check_regular_file(path: str | Path, what: str = "a .nir file") -> Path:
     return check_input_file(path, what, NIRFileError)
 
 
-def check_hdf5_structure(f: h5py.File, path: str | Path) -> None:
+READ_SLACK = 256 * 1024 ** 2
+"""Bytes the process may grow by while HDF5 parses a file, beyond what its declared datasets need."""
+
+
+@contextlib.contextmanager
+def allocation_cap(extra_bytes: float) -> Iterator[None]:
+    """Cap the process's data segment (Linux ``RLIMIT_DATA``) at its current size plus ``extra_bytes`` for the
+    duration: a corrupt file cannot make the HDF5 library allocate gigabytes (the allocation fails, the read
+    raises).  A no-op where the limit or ``/proc/self/status`` is not available."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        vm_data = next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                       if line.startswith("VmData:"))
+    except (ImportError, OSError, ValueError, StopIteration):
+        yield
+        return
+    limit = int(vm_data + extra_bytes)
+    if soft != resource.RLIM_INFINITY and soft < limit:
+        limit = soft
+    try:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+READ_COPIES = 3
+"""Float64-sized copies of a parameter that reading and preparing a graph holds at once (see check_hdf5_structure)."""
+
+
+def check_hdf5_structure(f: h5py.File, path: str | Path) -> int:
     """Refuse what could read outside the file, loop, or inflate: before any dataset is read.
 
     Soft and external links, external or virtual datasets, group nesting deeper than :data:`MAX_DEPTH`, hard-link
-    cycles, more than :data:`MAX_OBJECTS` objects, and datasets whose declared size (shape x item size, which is
-    also what a compressed dataset inflates to) exceeds the memory budget, alone or together.
+    cycles, more than :data:`MAX_OBJECTS` objects, and datasets whose declared size exceeds the memory budget,
+    alone or together.  The size counted is what holding the parameter costs, not its bytes in the file: a
+    dataset with no storage (a fill value), or a compressed one, reads as its full declared shape, and every
+    parameter is then held as read, as float64 and as a torch tensor (:data:`READ_COPIES` float64-sized copies).
+    Returns the bytes counted.
     """
     from snnbridge.bridge import limits
 
@@ -104,10 +150,11 @@ def check_hdf5_structure(f: h5py.File, path: str | Path) -> None:
             if obj.is_virtual:
                 raise NIRFileError(f"{path}: {node_field} is a virtual dataset (reads other files); refused")
             shape = obj.shape or ()
-            nbytes = limits.numel(shape) * max(int(obj.dtype.itemsize), 1)
+            nbytes = limits.numel(shape) * max(int(obj.dtype.itemsize), 8) * READ_COPIES
             limits.check_bytes(nbytes, f"{path}: {node_field}", f"declared shape {list(shape)}, dtype {obj.dtype}")
             total += nbytes
     limits.check_bytes(total, f"{path}: reading all datasets", "their declared sizes together")
+    return total
 
 
 def _node_field(name: str) -> str:
