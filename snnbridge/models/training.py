@@ -176,7 +176,7 @@ def train(network: Network, x: torch.Tensor, y: torch.Tensor, epochs: int = 5, b
     random numbers on the CPU, so a run is the same on any device up to floating-point summation order).
     Deterministic for a given ``seed``.
     """
-    from tqdm.auto import tqdm
+    from snnbridge.progress import progress_bar
 
     if len(y) == 0:
         raise SnnBridgeError("cannot train on an empty dataset")
@@ -213,8 +213,8 @@ def train(network: Network, x: torch.Tensor, y: torch.Tensor, epochs: int = 5, b
         t0 = time.perf_counter()
         perm = torch.randperm(len(y), generator=g)
         tot, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(0, len(y), batch_size), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
-                   leave=False)
+        bar = progress_bar(range(0, len(y), batch_size), desc=f"epoch {epoch + 1}/{epochs}", progress=progress,
+                           leave=False)
         network.train()
         for i in bar:
             idx = perm[i:i + batch_size]

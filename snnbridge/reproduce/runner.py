@@ -90,17 +90,17 @@ def reproduce(preset: str | Preset = "quick", data_dir: str | Path | None = None
     computes what is missing.  ``out`` must be new, empty or an earlier snnbridge output folder (it holds
     ``.snnbridge-output``); any other folder is refused unless ``overwrite`` (only snnbridge's files are replaced).
     """
+    from snnbridge.fileio import check_output_folder, mark_folder
     from snnbridge.reproduce.report import build_document, write_report
 
     t0 = time.perf_counter()
-    p = get_preset(preset)
-    from snnbridge.fileio import check_output_folder, mark_folder
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise SnnBridgeError(f"--data-dir {data_dir} is not a directory")
-    found = available_workloads(data_dir)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SnnBridgeError(f"workers must be an integer >= 1, got {workers!r}")
     check_output_folder(out, overwrite)
+    p = get_preset(preset)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise SnnBridgeError(f"--data-dir {data_dir} is not a directory")
+    found = available_workloads(data_dir)
     if workloads is not None:
         wanted = list(workloads)
         unknown = [n for n in wanted if n not in WORKLOADS]
