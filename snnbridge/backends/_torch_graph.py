@@ -95,6 +95,25 @@ class NeuronAdapter(NodeAdapter):
         return torch.stack(outs), (torch.stack(vs) if want_v else None)
 
 
+class ThresholdAdapter(NeuronAdapter):
+    """Base of a NIR ``Threshold`` node realised by a simulator's neuron stepped once from a zero membrane.
+
+    Stateless: no membrane is recorded, ``encode`` is the identity, and over time every ``T·B`` frame goes
+    through :meth:`cell` in one call (``[T·B, *shape]``).  Subclasses implement :meth:`cell`.
+    """
+
+    neuron = False
+    stateful = False
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def over_time(self, x, want_v):
+        T, B = x.shape[:2]
+        y = self.cell(x.reshape((T * B,) + tuple(x.shape[2:])), None)[0]
+        return y.reshape((T, B) + tuple(y.shape[1:])), None
+
+
 # --------------------------------------------------------------------------- stateless layers
 
 

@@ -41,7 +41,7 @@ import nir
 import numpy as np
 import torch
 
-from snnbridge.backends._torch_graph import NeuronAdapter, TorchGraphBackend
+from snnbridge.backends._torch_graph import NeuronAdapter, ThresholdAdapter, TorchGraphBackend
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
@@ -198,18 +198,14 @@ class RockpoolNeuron(NeuronAdapter):
         return out.reshape((B,) + self.shape), (v, i), h.reshape((B,) + self.shape)
 
 
-class ThresholdNode(NeuronAdapter):
+class ThresholdNode(ThresholdAdapter):
     """NIR ``Threshold`` as ``LIFNeuronTorch(tau_mem=0)`` (decay 0, so its membrane is its input), stateless."""
 
-    neuron = False
-    stateful = False
 
     def __init__(self, node: nir.Threshold, dtype: torch.dtype, device: torch.device) -> None:
         self.thr = np.asarray(node.threshold, dtype=np.float64)
         self.dtype, self.device = dtype, device
 
-    def encode(self, x):
-        return x
 
     def cell(self, inp: torch.Tensor, state: Any):
         shape = tuple(inp.shape[1:])
@@ -220,10 +216,6 @@ class ThresholdNode(NeuronAdapter):
         spk, _, _ = neuron.step(inp.reshape(inp.shape[0], -1), torch.zeros_like(inp.reshape(inp.shape[0], -1)))
         return spk.reshape(inp.shape), None, None
 
-    def over_time(self, x, want_v):
-        T, B = x.shape[:2]
-        y = self.cell(x.reshape((T * B,) + tuple(x.shape[2:])), None)[0]
-        return y.reshape(x.shape), None
 
 
 class RockpoolBackend(TorchGraphBackend):

@@ -45,7 +45,7 @@ import nir
 import numpy as np
 import torch
 
-from snnbridge.backends._torch_graph import NeuronAdapter, TorchGraphBackend
+from snnbridge.backends._torch_graph import NeuronAdapter, ThresholdAdapter, TorchGraphBackend
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
@@ -186,18 +186,14 @@ class SinabsNeuron(NeuronAdapter):
         return out.transpose(0, 1), (h.transpose(0, 1) if want_v else None)
 
 
-class ThresholdNode(NeuronAdapter):
+class ThresholdNode(ThresholdAdapter):
     """NIR ``Threshold`` as Sinabs's ``IAF`` stepped once from a zero membrane over all frames (stateless)."""
 
-    neuron = False
-    stateful = False
 
     def __init__(self, node: nir.Threshold, dtype: torch.dtype, device: torch.device) -> None:
         self.thr = torch.as_tensor(np.asarray(node.threshold, dtype=np.float64), dtype=dtype, device=device)
         self.dtype, self.device = dtype, device
 
-    def encode(self, x):
-        return x
 
     def cell(self, inp: torch.Tensor, state: Any):
         layers, act = _sl()
@@ -208,10 +204,6 @@ class ThresholdNode(NeuronAdapter):
         out = _run(iaf, inp.unsqueeze(1), torch.zeros_like(inp))
         return out[:, 0].to(self.dtype), None, None
 
-    def over_time(self, x, want_v):
-        T, B = x.shape[:2]
-        y = self.cell(x.reshape((T * B,) + tuple(x.shape[2:])), None)[0]
-        return y.reshape(x.shape), None
 
 
 class SinabsBackend(TorchGraphBackend):

@@ -48,7 +48,7 @@ import nir
 import numpy as np
 import torch
 
-from snnbridge.backends._torch_graph import NeuronAdapter, TorchGraphBackend
+from snnbridge.backends._torch_graph import NeuronAdapter, ThresholdAdapter, TorchGraphBackend
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
@@ -246,11 +246,9 @@ class SnnTorchNeuron(NeuronAdapter):
         return self.layer.cell(inp, state)
 
 
-class ThresholdNode(NeuronAdapter):
+class ThresholdNode(ThresholdAdapter):
     """NIR ``Threshold`` as ``snn.Leaky(beta=0, reset_mechanism="none")``: its membrane is exactly its input."""
 
-    neuron = False
-    stateful = False
 
     def __init__(self, node: nir.Threshold, dtype: torch.dtype, device: torch.device) -> None:
         thr = torch.as_tensor(np.asarray(node.threshold, dtype=np.float64), dtype=dtype, device=device)
@@ -258,15 +256,11 @@ class ThresholdNode(NeuronAdapter):
                                            reset_mechanism="none", reset_delay=False)
         self.dtype = dtype
 
-    def encode(self, x):
-        return x
 
     def cell(self, inp, state):
         spk, _ = self.leaky(inp, torch.zeros_like(inp))
         return spk.to(self.dtype), None, None
 
-    def over_time(self, x, want_v):
-        return self.cell(x, None)[0], None  # stateless: all T·B frames in one call
 
 
 class SnnTorchBackend(TorchGraphBackend):

@@ -44,7 +44,7 @@ import nir
 import numpy as np
 import torch
 
-from snnbridge.backends._torch_graph import NeuronAdapter, TorchGraphBackend
+from snnbridge.backends._torch_graph import NeuronAdapter, ThresholdAdapter, TorchGraphBackend
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
@@ -199,11 +199,9 @@ class SpikingJellyNeuron(NeuronAdapter):
         return (spk if self.spiking else h), (mod.v, c_new), h
 
 
-class ThresholdNode(NeuronAdapter):
+class ThresholdNode(ThresholdAdapter):
     """NIR ``Threshold`` as ``IFNode(v_threshold=θ)`` stepped from a zero membrane (stateless)."""
 
-    neuron = False
-    stateful = False
 
     def __init__(self, node: nir.Threshold, dtype: torch.dtype, device: torch.device) -> None:
         neuron, _, _ = _sj()
@@ -211,15 +209,11 @@ class ThresholdNode(NeuronAdapter):
         self.module = neuron.IFNode(v_threshold=thr, v_reset=0.0, surrogate_function=strict_surrogate_class()(),
                                     step_mode="s")
 
-    def encode(self, x):
-        return x
 
     def cell(self, inp: torch.Tensor, state: Any):
         self.module.v = torch.zeros_like(inp)
         return self.module(inp), None, None
 
-    def over_time(self, x, want_v):
-        return self.cell(x, None)[0], None  # stateless: all T·B frames in one call
 
 
 class SpikingJellyBackend(TorchGraphBackend):
