@@ -56,11 +56,6 @@ from snnbridge.errors import UnsupportedNodeError
 SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES)
 
 
-def t_(a, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
-    """``a`` (float64 array-like) as a tensor of ``dtype`` on ``device``."""
-    return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
-
-
 def rate_for(c: np.ndarray, dt: float, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
     """``tau_inv`` (1/s) such that Norse's ``dt * tau_inv`` equals ``c`` (per neuron) exactly in ``dtype``."""
     target = torch.as_tensor(np.asarray(c, dtype=np.float64), dtype=dtype, device=device)
@@ -182,8 +177,7 @@ class NorseNeuron(NeuronAdapter):
         reset = fg.node_reset[name] if self.spiking else "none"
         opts = fg.options(name)
         timed = self.spiking and not opts.default_timing
-        self.v_init = None if opts.v_init is None else t_(opts.v_init, dtype, device)
-        self.i_init = None if opts.i_init is None else t_(opts.i_init, dtype, device)
+        self.options = opts
 
         def t(a) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype, device=device)
@@ -264,10 +258,8 @@ class NorseNeuron(NeuronAdapter):
         from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 
         z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.device)
-        v0 = z if self.v_init is None else z + self.v_init
-        syn = None
-        if self.syn is not None:
-            syn = LIBoxState(v=z if self.i_init is None else z + self.i_init)
+        v0, i0 = sem.initial_values(self.options, z)
+        syn = LIBoxState(v=i0) if self.syn is not None else None
         if self.iaf_input:
             mem = IAFFeedForwardState(v=v0)
         elif self.spiking:

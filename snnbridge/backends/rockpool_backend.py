@@ -171,13 +171,12 @@ class RockpoolNeuron(NeuronAdapter):
             self.syn = _Neuron(tau(c64.syn_decay, "tau_syn"), _flat(1.0, self.shape, dtype, device), "never", dt, dtype,
                                device)
         self.gain, self.bias, self.syn_gain = c.gain, c.bias, c.syn_gain
-        self.v_init = None if opts.v_init is None else torch.as_tensor(opts.v_init, dtype=dtype, device=device)
-        self.i_init = None if opts.i_init is None else torch.as_tensor(opts.i_init, dtype=dtype, device=device)
+        self.options = opts
 
     def init_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.device)
-        v = z.clone() if self.v_init is None else z + self.v_init
-        i = None if self.syn is None else (z.clone() if self.i_init is None else z + self.i_init)
+        v, i = sem.initial_values(self.options, z)
+        i = None if self.syn is None else i
         return v.reshape(batch, -1), (None if i is None else i.reshape(batch, -1))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -215,7 +214,6 @@ class ThresholdNode(ThresholdAdapter):
                          self.device)
         spk, _, _ = neuron.step(inp.reshape(inp.shape[0], -1), torch.zeros_like(inp.reshape(inp.shape[0], -1)))
         return spk.reshape(inp.shape), None, None
-
 
 
 class RockpoolBackend(TorchGraphBackend):

@@ -145,13 +145,12 @@ class SinabsNeuron(NeuronAdapter):
             self.syn = layers.ExpLeak(tau_mem=1.0, train_alphas=True, norm_input=False).to(device)
             _set_alpha(self.syn, full(c.syn_decay))
         self.gain, self.bias, self.syn_gain = c.gain, c.bias, c.syn_gain
-        self.v_init = None if opts.v_init is None else torch.as_tensor(opts.v_init, dtype=dtype, device=device)
-        self.i_init = None if opts.i_init is None else torch.as_tensor(opts.i_init, dtype=dtype, device=device)
+        self.options = opts
 
     def init_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.device)
-        v = z.clone() if self.v_init is None else z + self.v_init
-        i = None if self.syn is None else (z.clone() if self.i_init is None else z + self.i_init)
+        v, i = sem.initial_values(self.options, z)
+        i = None if self.syn is None else i
         return v, i
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -203,7 +202,6 @@ class ThresholdNode(ThresholdAdapter):
             iaf.spike_threshold.data = thr
         out = _run(iaf, inp.unsqueeze(1), torch.zeros_like(inp))
         return out[:, 0].to(self.dtype), None, None
-
 
 
 class SinabsBackend(TorchGraphBackend):

@@ -168,8 +168,7 @@ class SnnTorchNeuronLayer(torch.nn.Module):
         self.register_buffer("reset_shift", None)
         if self.reset == "zero" and np.any(np.asarray(c64.v_reset) != 0):
             self.reset_shift = c.decay * c.v_reset
-        self.v_init = None if opts.v_init is None else torch.as_tensor(opts.v_init, dtype=dtype, device=device)
-        self.i_init = None if opts.i_init is None else torch.as_tensor(opts.i_init, dtype=dtype, device=device)
+        self.options = opts
         kw = {"reset_mechanism": self.reset, "reset_delay": self.timing == "delayed"}
         if spike_grad is not None:
             kw["spike_grad"] = spike_grad
@@ -191,8 +190,7 @@ class SnnTorchNeuronLayer(torch.nn.Module):
     def init_state(self, batch: int) -> tuple:
         """``(mem, syn, previous spikes)`` before step 0: ``v_init`` / ``i_init`` (else 0), ``[batch, *shape]``."""
         z = torch.zeros((batch,) + self.shape, dtype=self.gain.dtype, device=self.gain.device)
-        mem = z.clone() if self.v_init is None else z + self.v_init.to(z.dtype)
-        syn = z.clone() if self.i_init is None else z + self.i_init.to(z.dtype)
+        mem, syn = sem.initial_values(self.options, z)
         return mem, syn, z.clone()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -260,7 +258,6 @@ class ThresholdNode(ThresholdAdapter):
     def cell(self, inp, state):
         spk, _ = self.leaky(inp, torch.zeros_like(inp))
         return spk.to(self.dtype), None, None
-
 
 
 class SnnTorchBackend(TorchGraphBackend):

@@ -158,16 +158,14 @@ class SpikingJellyNeuron(NeuronAdapter):
             if v_reset:  # SpikingJelly leaks towards v_reset: remove (1 - decay)·v_reset from the drive
                 self.in_shift = torch.as_tensor((1 - c64.decay) * c64.v_reset, dtype=dtype, device=device)
         self.module.to(device)
-        self.v_init = None if opts.v_init is None else torch.as_tensor(opts.v_init, dtype=dtype, device=device)
-        self.i_init = None if opts.i_init is None else torch.as_tensor(opts.i_init, dtype=dtype, device=device)
+        self.options = opts
 
     def init_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(v, c)`` before step 0 (``v_init``, CUBA current ``gain·i_init + bias`` or ``i_init``; else 0)."""
         z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.device)
-        v = z.clone() if self.v_init is None else z + self.v_init
+        v, i = sem.initial_values(self.options, z)
         if not self.cuba:
             return v, None
-        i = z.clone() if self.i_init is None else z + self.i_init
         return v, (i if self.identity_drive else self.gain * i + self.bias)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,7 +211,6 @@ class ThresholdNode(ThresholdAdapter):
     def cell(self, inp: torch.Tensor, state: Any):
         self.module.v = torch.zeros_like(inp)
         return self.module(inp), None, None
-
 
 
 class SpikingJellyBackend(TorchGraphBackend):

@@ -23,12 +23,9 @@ from snnbridge.bridge.walk import run_graph, spike_valued
 __all__ = ["ReferenceExecutor", "run_reference", "spike_valued"]
 
 def initial_state(zeros: torch.Tensor, c: sem.TensorCoefficients, options: sem.NeuronOptions) -> sem.NeuronState:
-    """A neuron node's state before step 0 (``[B, *shape]``): ``v_init`` / ``i_init`` from its options, else 0."""
-
-    def start(init):
-        return zeros.clone() if init is None else zeros + torch.as_tensor(init, dtype=zeros.dtype, device=zeros.device)
-
-    return sem.NeuronState(start(options.v_init), start(options.i_init) if c.syn_decay is not None else None)
+    """A neuron node's state before step 0 (``[B, *shape]``): :func:`~snnbridge.bridge.semantics.initial_values`."""
+    v, i = sem.initial_values(options, zeros)
+    return sem.NeuronState(v, i if c.syn_decay is not None else None)
 
 
 class _Node:

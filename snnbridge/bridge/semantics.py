@@ -345,6 +345,16 @@ def reset(v: torch.Tensor, s: torch.Tensor, mode: str, threshold, v_reset) -> to
     raise ValueError(f"unknown reset mode {mode!r}")
 
 
+def initial_values(options: "NeuronOptions", zeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(v, i)`` before step 0, each shaped like ``zeros`` (``[B, *shape]``): ``v_init`` / ``i_init`` of
+    ``options`` broadcast onto it, else 0 (fresh tensors, never views of the options)."""
+
+    def start(init):
+        return zeros.clone() if init is None else zeros + torch.as_tensor(init, dtype=zeros.dtype, device=zeros.device)
+
+    return start(options.v_init), start(options.i_init)
+
+
 @dataclass
 class NeuronState:
     """State of one neuron node: membrane ``v`` and (Cuba nodes) synaptic current ``i``, ``[N, *shape]``."""
