@@ -70,21 +70,22 @@ def activation_scales(ann: Network, x: torch.Tensor, percentile: float = 100.0, 
 
 def convert_to_snn(ann: Network, x_calib: torch.Tensor, threshold: float = 1.0, reset: str = "zero",
                    percentile: float = 100.0, dt: float = 1e-3, scales: dict[str, float] | None = None,
-                   threshold_scaled_weights: bool = False) -> Network:
+                   threshold_scaled_weights: bool = False, threshold_compare: str | None = None) -> Network:
     """The converted SNN (IF neurons, threshold ``threshold`` = the paper's ``u_th``, pooling units as neurons).
 
     ``x_calib [N, ...]``: calibration images for the normalisation (a few hundred training samples); or give
     the ``scales`` (``λ`` per layer, :func:`activation_scales`) directly.  ``reset``: ``"zero"`` (Eq. 4, Diehl
     et al.) or ``"subtract"`` (Rueckauer et al. 2017, less rate loss).  Returns an SNN-mode :class:`Network`
-    whose ``config.extra`` records the scales used.
+    whose ``config.extra`` records the scales used.  ``threshold_compare``: ``"strict"`` (``u > u_th``) or
+    ``"inclusive"`` (``u >= u_th``, the paper's Eq. 4); ``None`` keeps the ANN config's.
     """
     check_convertible(ann)
     lam = dict(scales) if scales is not None else activation_scales(ann, x_calib, percentile)
+    norm = {"method": "data-based (Diehl et al. 2015)", "percentile": percentile, "lambda": lam,
+            "threshold_scaled_weights": threshold_scaled_weights}
     cfg = replace(ann.config, mode="snn", neuron="if", threshold=float(threshold), pool="neuron", bias=False,
-                  reset=reset, dt=dt, extra={**ann.config.extra, "converted_from_ann": True,
-                                             "normalisation": {"method": "data-based (Diehl et al. 2015)",
-                                                               "percentile": percentile, "lambda": lam,
-                                                               "threshold_scaled_weights": threshold_scaled_weights}})
+                  reset=reset, dt=dt, threshold_compare=threshold_compare or ann.config.threshold_compare,
+                  extra={**ann.config.extra, "converted_from_ann": True, "normalisation": norm})
     snn = Network(cfg)
     prev_lam, gain = 1.0, 1.0
     with torch.no_grad():
@@ -125,12 +126,14 @@ def accuracy_vs_T(snn: Network, x: torch.Tensor, y: torch.Tensor, Ts: list[int] 
 
 def tune_threshold(ann: Network, x_calib: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
                    candidates: list[float] | tuple[float, ...], T: int, seed: int = 0, reset: str = "zero",
-                   percentile: float = 100.0) -> tuple[float, dict[float, float]]:
+                   percentile: float = 100.0, threshold_compare: str | None = None
+                   ) -> tuple[float, dict[float, float]]:
     """The threshold-tuning step: convert ``ann`` with each ``u_th`` in ``candidates`` (one normalisation from
     ``x_calib``), run ``T`` Bernoulli steps on the validation images ``x_val``/``y_val`` (training data, not the
     test set) and return ``(best u_th, {u_th: accuracy})`` (ties: the smaller threshold)."""
     lam = activation_scales(ann, x_calib, percentile)
-    acc = {float(th): accuracy_vs_T(convert_to_snn(ann, x_calib, float(th), reset, percentile, scales=lam),
+    acc = {float(th): accuracy_vs_T(convert_to_snn(ann, x_calib, float(th), reset, percentile, scales=lam,
+                                                   threshold_compare=threshold_compare),
                                     x_val, y_val, [T], seed)[T] for th in candidates}
     best = max(sorted(acc), key=lambda th: acc[th])
     return best, acc

@@ -76,6 +76,9 @@ class Preset:
         tsne_samples / tsne_perplexities: Fig. 12.
         mae_samples: test images of the Fig. 8b MAE-vs-T analysis.
         encoding_layer: also train Model-3 with an encoding layer (Table 4's ``b`` rows) on these datasets.
+        threshold_compare: how the SNNs of Models 2, 3 and 6 fire: ``"inclusive"`` (``u >= u_th``, the paper's
+            Eq. 4, the default) or ``"strict"`` (``u > u_th``, as snnTorch and Norse fire); recorded in each
+            exported graph's metadata, so every backend runs the same rule.
     """
 
     name: str
@@ -103,6 +106,7 @@ class Preset:
     mae_samples: int = 200
     tsne_perplexities: tuple[int, ...] = (5, 50)
     encoding_layer: tuple[str, ...] = ("cifar10",)
+    threshold_compare: str = "inclusive"
     description: str = ""
 
     def structure(self, dataset: str, network: str) -> str:

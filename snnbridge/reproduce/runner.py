@@ -62,6 +62,8 @@ def _spec(w: Workload, data: Path, preset: Preset, net: str, m: str, seed: int, 
             "backends": list(backends), "backend_limits": limits, "backends_skipped": skipped,
             "tsne_samples": preset.tsne_samples if tsne and m in ("4", "5", "6") else 0,
             "tsne_perplexities": list(preset.tsne_perplexities)}
+    if spike is not None:  # the SNNs' firing rule (Models 2, 3, 6); ANN cells keep their hash
+        spec["threshold_compare"] = preset.threshold_compare
     if device != "cpu":  # only then part of the cell's hash: CPU results stay cached across versions
         spec["device"] = device
     return spec
