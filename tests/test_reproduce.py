@@ -57,6 +57,21 @@ def test_report_files_and_tables(first_run):
     assert "Table 6" in (out / "report.md").read_text()
 
 
+def test_paper_snns_fire_at_or_above_threshold(first_run):
+    """The paper's SNNs (Eq. 4: f(x) = 1 for x >= 0) are exported with the inclusive rule; the ANNs carry none."""
+    from snnbridge.bridge import read_graph
+    from snnbridge.bridge.metadata import semantics_from_metadata
+
+    out, _ = first_run
+    doc = json.loads((out / "results.json").read_text())
+    snn_cells = [c for c in doc["cells"] if c["spec"]["model"] in ("2", "6")]
+    assert snn_cells
+    for c in snn_cells:
+        assert c["spec"]["threshold_compare"] == "inclusive"
+        graph = read_graph(c["nir"])
+        assert semantics_from_metadata(graph.metadata)[0].threshold == "inclusive", c["spec"]["model"]
+
+
 def test_rerun_reads_the_cache_and_adds_only_new_cells(first_run):
     out, _ = first_run
     res = reproduce("test", None, out, scheduler="synchronous", networks=["mlp"], models=["2", "5"], sweep=False,
