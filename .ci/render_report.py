@@ -41,8 +41,8 @@ def make_report(out: Path) -> Path:
     import torch
 
     from snnbridge import backends
-    from snnbridge.bridge.export import to_nir
     from snnbridge.models import Network
+    from snnbridge.models.export import to_nir
     from snnbridge.validation import conform
     from snnbridge.validation.report import write_report
     from snnbridge.validation.sources import DataRequest, resolve

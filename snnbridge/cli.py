@@ -129,8 +129,8 @@ def export(source: str = typer.Argument(..., help="A structure (e.g. 'Input-32C3
     """Export a network (a structure with seeded random weights, or a trained checkpoint) to NIR."""
     import torch
 
-    from snnbridge.bridge.export import export as do_export
     from snnbridge.models import Network
+    from snnbridge.models.export import export as do_export
 
     positive(dt, "--dt")
     positive(threshold, "--threshold")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from snnbridge.bridge import ReferenceExecutor, read_graph
-from snnbridge.bridge.export import export, network_from_nir, to_nir
 from snnbridge.bridge.graph import prepare
 from snnbridge.errors import SnnBridgeError
 from snnbridge.models import TABLE1, TABLE1_INPUTS, Network
+from snnbridge.models.export import export, network_from_nir, to_nir
 from snnbridge.validation.node_suite import scale_to_fire
 
 SMALL = ["mnist_mlp", "mnist_cnn", "nmnist_mlp"]

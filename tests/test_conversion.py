@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snnbridge.bridge.export import to_nir
 from snnbridge.errors import SnnBridgeError
 from snnbridge.models.conversion import (
     accuracy_vs_T,
@@ -15,6 +14,7 @@ from snnbridge.models.conversion import (
     convert_to_snn,
     tune_threshold,
 )
+from snnbridge.models.export import to_nir
 from snnbridge.models.network import Network
 from snnbridge.models.training import evaluate, train
 

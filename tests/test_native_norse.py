@@ -334,8 +334,8 @@ SMALL_INPUTS = {"mnist_mlp": (48,), "nmnist_mlp": (64,), "mnist_cnn": (1, 10, 10
 @functools.cache
 def small_table1(key: str, neuron: str):
     """A Table-1 structure on a small input (seeded weights scaled so every layer fires): (graph, x, semantics)."""
-    from snnbridge.bridge.export import to_nir
     from snnbridge.models import Network
+    from snnbridge.models.export import to_nir
     from snnbridge.validation.node_suite import scale_to_fire
 
     torch.manual_seed(0)

@@ -18,8 +18,8 @@ import torch
 from matplotlib.figure import Figure
 
 from snnbridge import plot
-from snnbridge.bridge.export import to_nir
 from snnbridge.models import Network
+from snnbridge.models.export import to_nir
 from snnbridge.validation import conform
 from snnbridge.validation.costs import static_costs
 
@@ -168,7 +168,7 @@ BACKEND_SCRIPT = textwrap.dedent("""
     assert matplotlib.get_backend() == before, ("import", matplotlib.get_backend())
     import torch
     from snnbridge import plot
-    from snnbridge.bridge.export import to_nir
+    from snnbridge.models.export import to_nir
     from snnbridge.models import Network
     from snnbridge.reproduce import figures
     from snnbridge.validation import conform

@@ -63,8 +63,8 @@ def test_terminal_gets_a_real_bar():
 
 def test_batched_backend_run_logs_plain_lines(capfd):
     """A conformance run split into batches reports progress as lines when stderr is not a terminal."""
-    from snnbridge.bridge.export import to_nir
     from snnbridge.models import Network
+    from snnbridge.models.export import to_nir
     from snnbridge.validation.runners import parse_spec, run_spec
 
     g = to_nir(Network(structure="Input-8-4", input_shape=(1, 4, 4), decay=0.25, threshold=0.5))

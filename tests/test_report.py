@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 import torch
 
-from snnbridge.bridge.export import to_nir
 from snnbridge.errors import InputError
 from snnbridge.models import Network
+from snnbridge.models.export import to_nir
 from snnbridge.validation import compare as cmp
 from snnbridge.validation import conform
 from snnbridge.validation.report import load_report, schema, si, validate, write_report

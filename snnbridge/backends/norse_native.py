@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections import Counter
-from typing import Any
+from typing import Any, Sequence
 
 import nir
 import numpy as np
@@ -361,7 +361,7 @@ def _cells_dt(layers: list[_Layer], dt: float) -> float:
 # --------------------------------------------------------------------------- from_native
 
 
-def from_native(module: nn.Module, input_shape, dt: float = 1e-3) -> nir.NIRGraph:
+def from_native(module: nn.Module, input_shape: Sequence[int], dt: float = 1e-3) -> nir.NIRGraph:
     """The NIR graph (snnbridge metadata, pinned constants) that steps exactly as the Norse ``module`` does.
 
     Args:

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from snnbridge.bridge.export import export, to_nir
+from snnbridge.models.export import export, to_nir
 from snnbridge.models.network import Network
 
 Batches = Callable[[int, int], torch.Tensor]

@@ -39,11 +39,11 @@ def run_demo(out: str | Path = "snnbridge-report", epochs: int = 5, samples: int
     """Train, export, check and report; ``quick`` trains 1 epoch and checks 40 samples.
 
     ``out`` follows the output-folder rule (new, empty or written by snnbridge, else ``overwrite``)."""
-    from snnbridge.bridge.export import export
     from snnbridge.data.digits import load_digits
     from snnbridge.fileio import check_output_folder
     from snnbridge.models import Network
     from snnbridge.models.encoders import bernoulli
+    from snnbridge.models.export import export
     from snnbridge.models.training import train
     from snnbridge.validation.conformance import conform
     from snnbridge.validation.report import write_report

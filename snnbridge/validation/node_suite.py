@@ -199,8 +199,8 @@ def table1_case(key: str, neuron: str = "lif", reset: str = "zero", T: int = 12,
 
 @functools.lru_cache(maxsize=64)
 def _table1_case(key: str, neuron: str, reset: str, T: int, B: int, seed: int, pool: str) -> Case:
-    from snnbridge.bridge.export import to_nir
     from snnbridge.models import TABLE1, TABLE1_INPUTS, Network
+    from snnbridge.models.export import to_nir
 
     torch.manual_seed(seed)
     net = Network(structure=TABLE1[key], input_shape=TABLE1_INPUTS[key], neuron=neuron, reset=reset,

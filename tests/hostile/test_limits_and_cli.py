@@ -101,8 +101,8 @@ def test_random_runs_refused_or_within_budget():
     ("data", "emulate", "--out", "{tmp}/e", "--limit", 0),
 ])
 def test_size_arguments_refused(args, tmp_path):
-    from snnbridge.bridge.export import export
     from snnbridge.models import Network
+    from snnbridge.models.export import export
 
     model = export(Network(structure="Input-8-3", input_shape=(1, 4, 4)), tmp_path / "m0.nir")
     args = [str(a).format(tmp=tmp_path, model=model) for a in args]
@@ -112,8 +112,8 @@ def test_size_arguments_refused(args, tmp_path):
 
 def _report(tmp_path, name: str) -> str:
     """A valid report.json whose backend is called ``name`` (made by a real conform run, then edited)."""
-    from snnbridge.bridge.export import export
     from snnbridge.models import Network
+    from snnbridge.models.export import export
 
     torch.manual_seed(0)
     model = export(Network(structure="Input-8-3", input_shape=(1, 4, 4)), tmp_path / "m.nir")

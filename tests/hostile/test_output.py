@@ -47,8 +47,8 @@ def test_random_existing_folders_never_lose_a_file(tmp_path_factory):
 
 
 def test_conform_report_refuses_foreign_folder(tmp_path):
-    from snnbridge.bridge.export import export
     from snnbridge.models import Network
+    from snnbridge.models.export import export
 
     torch.manual_seed(0)
     model = export(Network(structure="Input-8-3", input_shape=(1, 4, 4)), tmp_path / "m.nir")
@@ -74,8 +74,8 @@ def test_rewrite_keeps_unknown_files_in_subfolders(tmp_path):
 
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
 def test_files_respect_umask(tmp_path, mask):
-    from snnbridge.bridge.export import export
     from snnbridge.models import Network
+    from snnbridge.models.export import export
 
     old = os.umask(mask)
     try:
