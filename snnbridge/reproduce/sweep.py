@@ -38,7 +38,7 @@ def run_cell(spec: dict, cache: str, threads: int = 1) -> dict:
     """
     import torch
 
-    from snnbridge.reproduce.models import run_model
+    from snnbridge.reproduce.cells import run_model
 
     key = cell_key(spec)
     cells = Path(cache) / "cells"
