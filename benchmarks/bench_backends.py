@@ -17,6 +17,13 @@ backend's output spikes are compared with the reference executor's (``mismatch``
     python benchmarks/bench_backends.py                      # all workloads, all available backends
     python benchmarks/bench_backends.py --workloads mlp --brian2-targets cython cpp_standalone
     python benchmarks/bench_backends.py --profile            # also profile the Brian2 runs
+    python benchmarks/bench_backends.py --device cuda --samples 1000   # reference + torch backends on a GPU
+
+``--device cuda`` runs the reference executor, the torch backends (those whose ``compile`` takes ``device``) and
+the hand-written snnTorch network on the GPU (inputs moved there once, before timing; every timed call ends
+with ``torch.cuda.synchronize()``; IEEE float32 unless ``--tf32``); backends that run on the CPU only (Brian2,
+the upstream audits) are skipped with a note.  Spike mismatches are counted against the reference executor
+run on the CPU.
 """
 
 from __future__ import annotations
@@ -39,9 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from snnbridge import backends  # noqa: E402
+from snnbridge.backends.base import devices_of, resolve_device  # noqa: E402
 from snnbridge.bridge import ReferenceExecutor, read_graph  # noqa: E402
 from snnbridge.bridge.graph import FlatGraph, prepare  # noqa: E402
-from snnbridge.errors import BackendUnavailableError, UnsupportedNodeError  # noqa: E402
+from snnbridge.errors import BackendUnavailableError, SnnBridgeError, UnsupportedNodeError  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 UPSTREAM = ("snntorch-upstream", "norse-upstream")
@@ -68,18 +76,19 @@ def mnist_images(n: int, seed: int) -> tuple[torch.Tensor, str]:
     """``n`` seeded MNIST test images ``[n, 1, 28, 28]`` in [0, 1] and where they came from."""
     raw = SHARED / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     g = torch.Generator().manual_seed(seed)
-    if raw.exists():
-        try:
-            from torchvision.datasets import MNIST
-
-            data = MNIST(str(SHARED / "data"), train=False, download=False).data
-        except ImportError:  # the IDX file is simple enough to read directly
-            data = torch.from_numpy(np.fromfile(raw, dtype=np.uint8, offset=16).reshape(-1, 28, 28).copy())
+    if raw.exists():  # the IDX file (what torchvision's MNIST(train=False).data holds) is simple to read directly
+        data = torch.from_numpy(np.fromfile(raw, dtype=np.uint8, offset=16).reshape(-1, 28, 28).copy())
         idx = torch.randperm(len(data), generator=g)[:n]
         return data[idx].float().div(255).unsqueeze(1), "real MNIST test digits"
-    from snnbridge.data.digits import load_digits_mnist_like
+    try:
+        from snnbridge.data.digits import load_digits_mnist_like
 
-    _, _, x, _ = load_digits_mnist_like(seed=seed)
+        _, _, x, _ = load_digits_mnist_like(seed=seed)
+    except ImportError:  # no scikit-learn either (a bare GPU box): seeded random intensities, digit-like density
+        x = (torch.rand((n, 1, 28, 28), generator=g) * (torch.rand((n, 1, 28, 28), generator=g) < 0.2)).float()
+        return x, "random images (neither MNIST nor scikit-learn found)"
+    if len(x) < n:  # fewer digits than asked: repeat them
+        x = x.repeat((n + len(x) - 1) // len(x), 1, 1, 1)
     return x[:n], "scikit-learn digits upscaled to 28x28 (MNIST not found)"
 
 
@@ -124,7 +133,7 @@ def nmnist_frames(B: int, T: int, seed: int) -> tuple[torch.Tensor, str]:
 def cnn_workload(B: int, T: int, seed: int) -> Workload | None:
     path = SHARED / "nir-graphs" / "cnn_sinabs.nir"
     if not path.exists():
-        print(f"skipping cnn: {path} not found")
+        print(f"skipping cnn: {path} not found (--shared names the folder holding nir-graphs/ and data/)")
         return None
     graph = read_graph(path)
     frames, source = nmnist_frames(B, T, seed)
@@ -207,11 +216,19 @@ class _SumPool(torch.nn.Module):
 # --------------------------------------------------------------------------- timing
 
 
-def best_of(fn, repeats: int) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work (a no-op on the CPU), so that a timed call includes it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_of(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:
     times = []
     for _ in range(repeats):
+        synchronize(device)
         t0 = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - t0)
     return min(times)
 
@@ -230,28 +247,36 @@ def profile_call(fn, top: int = 12) -> str:
 
 def run_workload(w: Workload, args) -> list[dict]:
     dtype = getattr(torch, args.dtype)
-    x = w.inputs.to(dtype)
+    device = torch.device(args.device)
+    x_cpu = w.inputs.to(dtype)
+    x = x_cpu.to(device)  # [T, B, ...] on the device, once (not timed)
     T, B = x.shape[:2]
-    print(f"\n## {w.name}: {w.note}; T={T}, B={B}, {args.dtype}, torch threads={torch.get_num_threads()}")
-    ref = ReferenceExecutor(w.graph, dtype=dtype).run(x, record=[w.output], membranes=False)[w.output]
-    rates = ReferenceExecutor(w.graph, dtype=dtype).run(x[:, :10], membranes=False)
+    print(f"\n## {w.name}: {w.note}; T={T}, B={B}, {args.dtype}, device {device}, "
+          f"torch threads={torch.get_num_threads()}")
+    ref = ReferenceExecutor(w.graph, dtype=dtype).run(x_cpu, record=[w.output], membranes=False)[w.output]
+    rates = ReferenceExecutor(w.graph, dtype=dtype).run(x_cpu[:, :10], membranes=False)
     fr = {n: f"{rates[n].float().mean().item():.3f}" for n in rates.spiking_nodes if rates.node_types[n] != "Output"}
     print(f"firing rates (reference, 10 samples): {fr}")
-    native = NativeSnnTorch(w.fg, dtype)
-    native(x[:2])
+    native = NativeSnnTorch(w.fg, dtype).to(device)
+    native(x[:, :2])
     entries = [{"workload": w.name, "backend": "snntorch (hand-written)", "compile_s": 0.0,
-                "mismatch": int((native(x) > 0.5).ne(ref).sum()), "fn": lambda: native(x), "times": []}]
+                "mismatch": int((native(x) > 0.5).cpu().ne(ref).sum()), "fn": lambda: native(x), "times": []}]
     configs = []
     for name in backends.names():
         if name in UPSTREAM and not args.upstream:
             continue
         if args.backends and name not in args.backends:
             continue
+        kinds = devices_of(name)
+        if device.type != "cpu" and kinds is not None and device.type not in kinds:
+            print(f"{name:40s} skipped: runs on {' or '.join(kinds)} only")
+            continue
+        opts_device = {"device": device} if device.type != "cpu" else {}
         if name == "brian2":
             configs += [(name, {"target": t, "threads": args.threads, "input_projection": ip})
                         for ip in args.brian2_input for t in args.brian2_targets]
         else:
-            configs.append((name, {}))
+            configs.append((name, dict(opts_device)))
     sims = {}
     for name, opts in configs:  # compile + first run (untimed for the ratio)
         label = name
@@ -262,6 +287,7 @@ def run_workload(w: Workload, args) -> list[dict]:
             t0 = time.perf_counter()
             sim = be.compile(w.graph, dtype=dtype, **opts)
             rec = sim.run(x, record=[w.output], membranes=False)
+            synchronize(device)
             t_compile = time.perf_counter() - t0
         except (BackendUnavailableError, ImportError, UnsupportedNodeError) as e:
             print(f"{label:40s} skipped: {type(e).__name__}: {str(e)[:150]}")
@@ -271,20 +297,23 @@ def run_workload(w: Workload, args) -> list[dict]:
                 raise
             print(f"{label:40s} failed: {type(e).__name__}: {str(e)[:150]}")
             continue
-        out = rec[w.output]
+        out = rec[w.output].cpu()
         sims[label] = sim
         entries.append({"workload": w.name, "backend": label, "compile_s": t_compile,
                         "mismatch": int(out.ne(ref).sum()) if out.dtype == torch.bool else -1,
                         "fn": lambda sim=sim: sim.run(x, record=[w.output], membranes=False), "times": []})
     for _ in range(args.repeats):  # interleaved, so that load from other processes hits every backend alike
         for e in entries:
+            synchronize(device)
             t0 = time.perf_counter()
             e["fn"]()
+            synchronize(device)
             e["times"].append(time.perf_counter() - t0)
     t_native = min(entries[0]["times"])
     rows = []
     for e in entries:
         row = {k: v for k, v in e.items() if k not in ("fn", "times")}
+        row.update({"device": str(device), "samples": int(B), "steps": int(T), "dtype": args.dtype})
         row["run_s"] = min(e["times"])
         row["ratio"] = row["run_s"] / t_native
         sim = sims.get(e["backend"])
@@ -294,7 +323,7 @@ def run_workload(w: Workload, args) -> list[dict]:
             if getattr(sim, "last_layout", None) is not None:
                 row["layout"] = f"{sim.last_layout.copies} copies x {sim.last_layout.rounds} rounds"
         if sim is not None and args.full_record:
-            row["run_all_s"] = best_of(lambda sim=sim: sim.run(x), 1)
+            row["run_all_s"] = best_of(lambda sim=sim: sim.run(x), 1, device)
         rows.append(row)
         if sim is not None and args.profile and e["backend"].startswith("brian2"):
             print(f"\n### profile {e['backend']} ({w.name})\n" + profile_call(
@@ -329,18 +358,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="cProfile one Brian2 run per target")
     p.add_argument("--torch-threads", type=int, help="torch.set_num_threads for every torch backend (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where the reference, the torch backends and "
+                                                   "the hand-written snnTorch run (others are skipped off the CPU)")
+    p.add_argument("--shared", type=Path, help="folder holding nir-graphs/ and data/ (default: ../shared)")
     p.add_argument("--json", type=Path, help="write the result rows here")
+    p.add_argument("--tf32", action="store_true", help="on CUDA, let matmuls/convolutions use TF32 (default: "
+                                                        "IEEE float32, as conformance runs do)")
     args = p.parse_args(argv)
+    try:
+        args.device = str(resolve_device(args.device))
+    except SnnBridgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(args.tf32)
+    if args.shared is not None:
+        global SHARED
+        SHARED = args.shared
     torch.manual_seed(args.seed)
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    if args.device.startswith("cuda"):
+        print(f"GPU: {torch.cuda.get_device_name(torch.device(args.device))}, torch {torch.__version__}")
     rows = []
     for name in args.workloads:
         w = (mlp_workload if name == "mlp" else cnn_workload)(args.samples, args.steps, args.seed)
         if w is not None:
             rows += run_workload(w, args)
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))
     return 0
 

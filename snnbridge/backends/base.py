@@ -9,14 +9,23 @@ define their own.
 
 Third-party backends register through the ``snnbridge.backends`` entry-point
 group (value: a zero-argument callable returning a :class:`Backend`).
+
+Devices: a backend whose ``compile`` takes ``device=`` runs on ``cpu`` and ``cuda`` (the torch backends and
+the reference executor; inputs move to the device inside ``run``, recordings stay there until the caller
+moves them).  Any other backend (Brian2, the upstream audit modes) accepts ``device="cpu"`` and refuses a
+GPU with one :class:`~snnbridge.errors.UnsupportedNodeError` naming the backend (``field 'device'``);
+:func:`resolve_device` refuses ``cuda`` on a machine without CUDA.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
+import inspect
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import nir
 import torch
@@ -25,7 +34,59 @@ from snnbridge.bridge.graph import FlatGraph, prepare
 from snnbridge.bridge.inputs import Inputs
 from snnbridge.bridge.io import read_graph
 from snnbridge.bridge.recording import Recording
-from snnbridge.errors import BackendUnavailableError, NativeModelError, UnsupportedNodeError
+from snnbridge.errors import BackendUnavailableError, NativeModelError, SnnBridgeError, UnsupportedNodeError
+
+GPU_DEVICES = ("cpu", "cuda")
+"""The device types of a backend whose ``compile`` takes ``device=``."""
+
+
+def parse_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` (``None`` = cpu), without checking that it exists; one clear error."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise SnnBridgeError(f"device '{device}' is not a device name; use cpu, cuda or cuda:N") from None
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``None`` = cpu) as a ``torch.device`` that exists here.
+
+    Raises :class:`SnnBridgeError` with one line for a malformed name, for ``cuda`` on a machine (or a
+    torch build) without CUDA, and for a CUDA index beyond the visible GPUs.
+    """
+    dev = parse_device(device)
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise SnnBridgeError(f"device '{device}': snnbridge runs on cpu or cuda, not {dev.type}")
+    if not torch.cuda.is_available():
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise SnnBridgeError(f"device '{device}' requested but CUDA is not available ({why}; torch "
+                             f"{torch.__version__}); use --device cpu")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SnnBridgeError(f"device '{device}': only {torch.cuda.device_count()} CUDA device(s) visible")
+    return dev
+
+
+@contextlib.contextmanager
+def ieee_float32(device: str | torch.device | None) -> Iterator[None]:
+    """On a CUDA ``device``, turn off TF32 (10-bit mantissa) in matmuls and convolutions for the block.
+
+    PyTorch lets cuDNN convolutions use TF32 by default, which makes float32 results differ from IEEE float32
+    by ~1e-3 relative (measured: 7.3e-4 on ``cnn_sinabs.nir``, beyond the ``float32`` profile's 1e-4); a
+    conformance run wants the precision it names.  Restores the previous settings; a no-op on the CPU.
+    """
+    if parse_device(device).type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class Simulation(ABC):
@@ -58,6 +119,46 @@ class Backend(ABC):
     supported_resets: tuple[str, ...] = ("zero", "subtract", "none")
     supported_integrations: tuple[str, ...] = ("euler", "exact")
     supported_dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+    devices: tuple[str, ...] = ("cpu",)
+    """Device types ``compile(device=...)`` can run on; ``("cpu", "cuda")`` when ``compile`` takes ``device``."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Give every adapter the same ``device`` contract, whether or not its ``compile`` takes ``device``.
+
+        A ``compile`` with a ``device`` parameter makes the class GPU-capable (unless it sets ``devices``
+        itself); any other ``compile`` is wrapped so that ``device="cpu"`` is accepted and dropped and a GPU
+        is refused by :meth:`check_device` (one clear error naming the backend, not a ``TypeError``).
+        """
+        super().__init_subclass__(**kwargs)
+        compile_ = cls.__dict__.get("compile")
+        if compile_ is None or getattr(compile_, "__isabstractmethod__", False):
+            return
+        if "device" in inspect.signature(compile_).parameters:
+            if "devices" not in cls.__dict__:
+                cls.devices = GPU_DEVICES
+            return
+        if "devices" not in cls.__dict__:
+            cls.devices = ("cpu",)
+
+        @functools.wraps(compile_)
+        def compile_on_cpu(self, graph, *args, device: str | torch.device | None = None, **kw):
+            if device is not None:
+                self.check_device(device)
+            return compile_(self, graph, *args, **kw)
+
+        cls.compile = compile_on_cpu
+
+    def check_device(self, device: str | torch.device | None) -> torch.device:
+        """``device`` as a ``torch.device`` this backend can run on here, or one clear error.
+
+        Raises :class:`UnsupportedNodeError` (``field 'device'``) naming the backend when it cannot run on that
+        kind of device, :class:`SnnBridgeError` when the device does not exist on this machine.
+        """
+        if parse_device(device).type not in self.devices:
+            raise UnsupportedNodeError(f"backend '{self.name}' runs on {' or '.join(self.devices)} only, not on "
+                                       f"'{device}'; run it with device cpu (e.g. '{self.name}@device=cpu')",
+                                       field="device")
+        return resolve_device(device)
 
     def available(self) -> bool:
         return all(importlib.util.find_spec(p) is not None for p in self.requires)
@@ -143,7 +244,21 @@ def _load_entry_points() -> None:
 
     for ep in entry_points(group="snnbridge.backends"):
         if ep.name not in _FACTORIES:
-            _FACTORIES[ep.name] = ep.load()
+            _FACTORIES[ep.name] = _entry_point_factory(ep)
+
+
+def _entry_point_factory(ep) -> Callable[[], Backend]:
+    """A factory that loads entry point ``ep`` when first used; a broken one is an unavailable backend, not a crash."""
+
+    def factory() -> Backend:
+        try:
+            make = ep.load()
+        except (ImportError, AttributeError) as e:
+            raise BackendUnavailableError(f"backend '{ep.name}' (entry point {ep.value}) cannot be loaded: "
+                                          f"{type(e).__name__}: {e}") from None
+        return make()
+
+    return factory
 
 
 def names() -> list[str]:
@@ -160,6 +275,17 @@ def get(name: str) -> Backend:
     backend = _FACTORIES[name]()
     backend.ensure_available()
     return backend
+
+
+def devices_of(name: str) -> tuple[str, ...] | None:
+    """The device types backend ``name`` runs on, without requiring its simulator; ``None`` if it cannot load."""
+    _load_entry_points()
+    if name not in _FACTORIES:
+        return None
+    try:
+        return tuple(_FACTORIES[name]().devices)
+    except (ImportError, BackendUnavailableError):
+        return None
 
 
 def native_library(module) -> str:
@@ -188,6 +314,10 @@ def status() -> dict[str, str]:
     """``name -> "available"`` or the install hint, for every registered backend."""
     out = {}
     for n in names():
-        b = _FACTORIES[n]()
+        try:
+            b = _FACTORIES[n]()
+        except (ImportError, BackendUnavailableError) as e:  # the adapter module needs a missing package
+            out[n] = f"unavailable: {type(e).__name__}: {e}"
+            continue
         out[n] = "available" if b.available() else f"unavailable: {b.pip}"
     return out

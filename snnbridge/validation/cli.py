@@ -89,6 +89,8 @@ def register(app: typer.Typer) -> None:
         count_input: bool = typer.Option(False, help="Cost convention: count the input layer in #A/#P and #S."),
         require_all: bool = typer.Option(False, help="Fail (exit 1) when a requested backend is unavailable."),
         batch_size: int = typer.Option(0, help="Samples per backend call (0: all at once)."),
+        device: str = typer.Option("cpu", help="Where the backends run: cpu, cuda or cuda:N (reference and torch "
+                                               "backends; a backend's @device= wins; the yardstick stays on cpu)."),
         progress: bool = typer.Option(True, help="Show progress bars."),
         overwrite: bool = typer.Option(False, help="Write --report into a non-empty folder snnbridge did not "
                                                    "create (only the report's files are replaced)."),
@@ -100,7 +102,7 @@ def register(app: typer.Typer) -> None:
         from snnbridge.validation.conformance import conform as run_conform
         from snnbridge.validation.conformance import get_profile
         from snnbridge.validation.costs import Conventions
-        from snnbridge.validation.runners import parse_specs
+        from snnbridge.validation.runners import check_devices, parse_specs
         from snnbridge.validation.sources import DataRequest, resolve
 
         positive(samples, "--samples")
@@ -114,6 +116,7 @@ def register(app: typer.Typer) -> None:
         get_profile(profile)
         specs = parse_specs(backends)
         _check_backends(specs)
+        check_devices(specs, device)
         if batch_size < 0:
             raise InputError(f"--batch-size must be >= 0, got {batch_size}")
         graph = read_graph(model)
@@ -124,7 +127,7 @@ def register(app: typer.Typer) -> None:
         result = run_conform(graph, ds.x, backends=specs, profile=profile, labels=ds.y, dt=dt, reset=reset,
                              integration=integration, batch_size=batch_size or None, progress=progress,
                              conventions=Conventions(bias=count_bias, pooling=pooling_ops, input_layer=count_input),
-                             model=model.name, data=ds.description, seed=seed)
+                             model=model.name, data=ds.description, seed=seed, device=device)
         _verdict_table(result)
         if report is not None:
             from snnbridge.validation.report import write_report

@@ -43,7 +43,14 @@ from snnbridge.validation import explain as ex
 from snnbridge.validation import metrics as m
 from snnbridge.validation.accuracy import accuracy, agreement, rate_predictions
 from snnbridge.validation.costs import Conventions, Costs, graph_costs, recorded_costs, static_costs
-from snnbridge.validation.runners import BackendSpec, RunOutcome, original_spec, parse_specs, run_spec
+from snnbridge.validation.runners import (
+    BackendSpec,
+    RunOutcome,
+    check_devices,
+    original_spec,
+    parse_specs,
+    run_spec,
+)
 
 SCHEMA_NAME = "snnbridge-conformance-report"
 SCHEMA_VERSION = 1
@@ -155,6 +162,8 @@ class BackendResult:
     agreement: float | None = None
     costs: Costs | None = None
     recording: Recording | None = None
+    device: str = "cpu"
+    """Where the backend ran (recordings come back to the CPU for comparison)."""
 
     @property
     def passed(self) -> bool:
@@ -193,6 +202,7 @@ class BackendResult:
             "accuracy": self.accuracy, "prediction_agreement": self.agreement,
             "costs": self.costs.to_dict() if self.costs else None,
             "nodes": [n.to_dict() for n in self.nodes.values()],
+            **({"device": self.device} if self.device != "cpu" else {}),
         }
 
     def __repr__(self) -> str:
@@ -600,7 +610,7 @@ def conform(graph, inputs, backends=("reference",), profile: str | Profile = "ex
             labels: torch.Tensor | np.ndarray | None = None, dt: float | None = None, reset: str | None = None,
             integration: str | None = None, conventions: Conventions | None = None, batch_size: int | None = None,
             progress: bool = False, tau: float = 5.0, model: str | None = None, data: str | None = None,
-            seed: int | None = None, original=None) -> ConformanceResult:
+            seed: int | None = None, original=None, device: str | torch.device | None = None) -> ConformanceResult:
     """Run ``inputs`` ``[T, B, *input_shape]`` through ``backends`` and compare each with the float64 reference.
 
     Args:
@@ -618,12 +628,17 @@ def conform(graph, inputs, backends=("reference",), profile: str | Profile = "ex
         original: the user's own native module (snnTorch or Norse) that the graph was imported from
             (``backends.get(lib).from_native``); it runs natively as a row of its own, named ``original``,
             compared node by node with the reference like any backend.
+        device: where the backends run (``"cpu"``, ``"cuda"``, ``"cuda:1"``; a spec's ``@device=`` wins): the
+            reference and torch backends run there, each batch moves to it and its recording comes back to the
+            CPU for comparison; the yardstick always runs on the CPU in float64.  A backend that cannot run on
+            a GPU (Brian2, the upstream audits) or a machine without CUDA is one :class:`SnnBridgeError`.
     """
     t_start = time.perf_counter()
     p = get_profile(profile)
     specs: list[BackendSpec] = parse_specs(backends)
     if original is not None:
         specs = [original_spec(original), *[s for s in specs if s.name != "original"]]
+    check_devices(specs, device)
     if isinstance(graph, (str, Path)):
         model = model or Path(graph).name
         graph = read_graph(graph)
@@ -661,10 +676,11 @@ def conform(graph, inputs, backends=("reference",), profile: str | Profile = "ex
     bar = progress_bar(specs, desc="backends", unit="backend", progress=progress, leave=False)
     for spec in bar:
         bar.set_postfix_str(spec.name)
-        out = run_spec(spec, run_graph, x, p.dtype, sem_kw, batch_size, progress)
+        out = run_spec(spec, run_graph, x, p.dtype, sem_kw, batch_size, progress, device)
         res = BackendResult(spec.name, spec.backend or (spec.native and f"{spec.native}-native"), spec.audit, "pass",
                             out.reason,
-                            str(out.dtype).replace("torch.", ""), dict(spec.overrides), out.runtime_s)
+                            str(out.dtype).replace("torch.", ""), dict(spec.overrides), out.runtime_s,
+                            device=spec.device(device))
         if out.status != "ok":
             res.status = out.status
             res.failures = [out.reason]

@@ -2,10 +2,11 @@
 
 A spec names a registered backend plus optional overrides after ``@`` joined by ``+``:
 ``reset=zero|subtract|none``, ``dt=<seconds>``, ``integration=euler|exact``, ``dtype=float32|float64``
-(or bare ``float32``/``float64``).  ``reference@reset=subtract`` is how to plant a reset-semantics
-divergence from the command line.  Backends named ``*-upstream`` are audit runs (the simulators' own
-NIR importers): reported, never counted as failures.  A :class:`BackendSpec` may instead carry any
-``runner(graph, x, dtype, **semantics) -> Recording`` callable (tests use this to plant divergences).
+(or bare ``float32``/``float64``), ``device=cpu|cuda|cuda:N`` (``snntorch@device=cuda``; only backends
+whose ``compile`` takes ``device`` run on a GPU, see :func:`check_devices`).  ``reference@reset=subtract``
+is how to plant a reset-semantics divergence from the command line.  Backends named ``*-upstream`` are audit
+runs (the simulators' own NIR importers): reported, never counted as failures.  A :class:`BackendSpec` may
+instead carry any ``runner(graph, x, dtype, **semantics) -> Recording`` callable (tests use this to plant divergences).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from snnbridge.bridge.recording import Recording
 from snnbridge.errors import BackendUnavailableError, SnnBridgeError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-_KEYS = ("reset", "dt", "integration", "dtype")
+_KEYS = ("reset", "dt", "integration", "dtype", "device")
 
 Runner = Callable[..., Recording]
 """``runner(graph, x [T, B, ...], dtype, **semantics) -> Recording``; ``graph`` is the ``nir.NIRGraph`` (or
@@ -35,7 +36,8 @@ class BackendSpec:
     Attributes:
         name: display name (unique within a check), e.g. ``"norse"`` or ``"reference@reset=subtract"``.
         backend: registry name (``snnbridge.backends.get``); ``None`` when ``runner`` is given.
-        overrides: ``reset``/``dt``/``integration`` passed to ``compile`` and ``dtype`` (a ``torch.dtype``).
+        overrides: ``reset``/``dt``/``integration`` passed to ``compile``, ``dtype`` (a ``torch.dtype``) and
+            ``device`` (a device name, which wins over the check's ``device``).
         runner: a custom ``runner(graph, x, dtype, **semantics) -> Recording`` instead of a registered backend.
         audit: report only; a failure does not fail the check (default for ``*-upstream``).
         options: extra keyword arguments for the backend's ``compile`` (e.g. Brian2's ``target="numpy"``).
@@ -58,6 +60,15 @@ class BackendSpec:
     def dtype(self, default: torch.dtype) -> torch.dtype:
         return self.overrides.get("dtype", default)
 
+    def device(self, default: str | torch.device | None = None) -> str:
+        """The device this run uses: its own ``device`` override, else ``default`` (``None``: cpu).
+
+        Custom runners (``runner=``, the user's ``original`` module) always get their inputs on the CPU.
+        """
+        if self.runner is not None:
+            return "cpu"
+        return str(self.overrides.get("device", default if default is not None else "cpu"))
+
 
 def parse_spec(text: str) -> BackendSpec:
     """``"name"`` or ``"name@key=value+key=value"`` → :class:`BackendSpec`; raises :class:`SnnBridgeError`."""
@@ -76,6 +87,10 @@ def parse_spec(text: str) -> BackendSpec:
             if value not in DTYPES:
                 raise SnnBridgeError(f"backend '{text}': dtype must be float32 or float64, got '{value}'")
             overrides["dtype"] = DTYPES[value]
+        elif key == "device":
+            from snnbridge.backends.base import parse_device
+
+            overrides["device"] = str(parse_device(value))
         elif key == "dt":
             try:
                 overrides["dt"] = float(value)
@@ -103,6 +118,25 @@ def original_spec(module, name: str = "original") -> BackendSpec:
         return backends.get(lib).run_native(module, xb, dtype=dtype)
 
     return BackendSpec(name, runner=runner, native=lib)
+
+
+def check_devices(specs: list[BackendSpec], device: str | torch.device | None = None) -> None:
+    """Refuse, before anything runs, a device a backend cannot run on or that this machine does not have.
+
+    ``device`` is the check's default (a spec's ``@device=`` wins).  Backends that cannot be loaded are left to
+    report themselves unavailable.  Raises :class:`SnnBridgeError` (one line, naming the backend).
+    """
+    from snnbridge.backends.base import devices_of, parse_device, resolve_device
+
+    wanted = [(s, s.device(device)) for s in specs]
+    gpu = [(s, dev) for s, dev in wanted if parse_device(dev).type != "cpu"]
+    for s, dev in gpu:  # what a backend can never do first, whatever this machine has
+        kinds = devices_of(s.backend) if s.backend else None
+        if kinds is not None and parse_device(dev).type not in kinds:
+            raise SnnBridgeError(f"backend '{s.backend}' runs on {' or '.join(kinds)} only, not on '{dev}'; "
+                                 f"drop it or run it on the CPU with '{s.backend}@device=cpu'")
+    for _, dev in gpu:
+        resolve_device(dev)
 
 
 def parse_specs(items) -> list[BackendSpec]:
@@ -137,17 +171,34 @@ def _chunks(B: int, size: int | None) -> list[slice]:
     return [slice(i, min(B, i + size)) for i in range(0, B, size)]
 
 
+def to_cpu(rec: Recording) -> Recording:
+    """``rec`` with every trace ``[T, B, ...]`` on the CPU (itself when it already is)."""
+    tensors = list(rec.outputs.values()) + list(rec.membranes.values())
+    if all(t.device.type == "cpu" for t in tensors):
+        return rec
+    return Recording({k: v.cpu() for k, v in rec.outputs.items()}, {k: v.cpu() for k, v in rec.membranes.items()},
+                     dict(rec.node_types), rec.dt, rec.backend, list(rec.order))
+
+
 def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, semantics: dict,
-             batch_size: int | None = None, progress: bool = False) -> RunOutcome:
+             batch_size: int | None = None, progress: bool = False,
+             device: str | torch.device | None = None) -> RunOutcome:
     """Compile and run ``spec`` on ``x [T, B, ...]`` in batches; never raises for a failing backend.
 
-    ``semantics``: the check's ``dt``/``reset``/``integration`` overrides (the spec's own win).
+    ``semantics``: the check's ``dt``/``reset``/``integration`` overrides (the spec's own win).  ``device``: the
+    check's device (``spec``'s ``@device=`` wins); each batch moves to it inside the backend's ``run`` and its
+    recording comes back to the CPU before the next batch, so comparisons always happen on the CPU.  On CUDA,
+    float32 runs in IEEE float32 (TF32 off, :func:`~snnbridge.backends.base.ieee_float32`).
     """
+    from snnbridge.backends.base import ieee_float32
     from snnbridge.progress import progress_bar
 
     dt_ = spec.dtype(dtype)
+    dev = spec.device(device)
     kw = {k: v for k, v in semantics.items() if v is not None}
-    kw.update({k: v for k, v in spec.overrides.items() if k != "dtype"})
+    kw.update({k: v for k, v in spec.overrides.items() if k not in ("dtype", "device")})
+    if dev != "cpu":
+        kw["device"] = dev
     t0 = time.perf_counter()
     try:
         if spec.runner is not None:
@@ -167,10 +218,11 @@ def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, sema
         chunks = _chunks(x.shape[1], batch_size)
         for sl in progress_bar(chunks, desc=f"  {spec.name}", unit="batch", progress=progress and len(chunks) > 1,
                                leave=False):
-            rec = sim_run(x[:, sl])
+            with ieee_float32(dev):
+                rec = sim_run(x[:, sl])
             if not isinstance(rec, Recording):
                 raise TypeError(f"run() returned {type(rec).__name__}, not a Recording")
-            parts.append(rec)
+            parts.append(to_cpu(rec))
         rec = parts[0] if len(parts) == 1 else Recording.concat(parts)
     except Exception as e:  # noqa: BLE001 - a crashing simulator is a reported failure, not a crash of the check
         return RunOutcome(spec, "error", reason=f"run failed: {_one_line(e)}", dtype=dt_,
