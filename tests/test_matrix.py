@@ -64,7 +64,7 @@ def test_matrix_has_one_row_per_graph_and_backend(full):
     assert doc["graphs"][0]["reference_accuracy"] is not None
     rows = {(r["graph"], r["backend"]): r for r in doc["rows"]}
     status = backends.status()
-    for b in ("reference", "snntorch", "norse", "brian2", "spikingjelly", "sinabs"):
+    for b in ("reference", "snntorch", "norse", "brian2", "spikingjelly", "sinabs", "nengo"):
         if status[b] == "available":
             r = rows[("mlp", b)]
             assert r["verdict"] == "PASS" and r["counted"], r
@@ -81,10 +81,11 @@ def test_matrix_has_one_row_per_graph_and_backend(full):
             assert r["audit"] and not r["counted"] and r["verdict"].startswith("AUDIT ")
             if r["status"] in ("error", "fail"):
                 assert r["details"] and r["details"] != "all 0 recorded nodes agree"
-    if status["rockpool"] == "available":  # Rockpool resets by subtraction only: refused by node name
-        r = rows[("mlp", "rockpool")]
-        assert r["verdict"] == "REFUSED" and not r["counted"]
-        assert r["reason"].startswith("node 'lif1', field 'reset'")
+    for b in ("rockpool", "spyx"):  # they reset by subtraction only: the zero-reset MLP is refused by node name
+        if status[b] == "available":
+            r = rows[("mlp", b)]
+            assert r["verdict"] == "REFUSED" and not r["counted"]
+            assert r["reason"].startswith("node 'lif1', field 'reset'")
 
 
 @pytest.mark.skipif(not LIF_NORSE.exists(), reason="needs ../shared/nir-graphs/lif_norse.nir")
@@ -170,6 +171,9 @@ def test_a_graph_can_carry_its_own_semantics(mlp):
     assert res.row("mlp", "reference").verdict == "PASS"
     if backends.status()["rockpool"] == "available":  # subtract is what Rockpool can express: it runs now
         assert res.row("mlp", "rockpool").verdict == "PASS"
+    if backends.status()["spyx"] == "available":  # and Spyx
+        assert matrix([f"{mlp}@reset=subtract"], backends="spyx", data="digits", samples=3,
+                      T=8).row("mlp", "spyx").verdict == "PASS"
     with pytest.raises(InputError, match=r"graph '.*mlp.nir@reset=sometimes': reset must be one of"):
         matrix([f"{mlp}@reset=sometimes"], backends="reference", samples=2, T=5)
     assert run("matrix", f"{mlp}@dtype=float32", "-b", "reference", "--samples", 2, "--T", 5) == 2

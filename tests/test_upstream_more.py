@@ -5,7 +5,7 @@ Every node case, peer graph and the scalar-kernel pooling case runs through each
 node (plus every node the importer exposes) is compared with the reference executor
 (:func:`tests.test_upstream_audit.assert_agrees`).  Known departures are strict xfails with the measured reason, so
 an importer that gets fixed shows up as XPASS; what agrees is asserted.
-Measured with spikingjelly 2.0.0, rockpool 3.1.0 (nirtorch 2.6).
+Measured with spikingjelly 2.0.0, rockpool 3.1.0, sinabs 3.1.3, spyx 1.0.0 (nirtorch 2.6, jax 0.10.2).
 """
 
 from __future__ import annotations
@@ -75,18 +75,96 @@ KNOWN["rockpool-upstream"] = {
     "sumpool_flatten_affine": (CRASH, RP_UNMAPPED.format(kind="SumPool2d")),
 }
 
+SB_LIF = ("from_nir builds LIFSqueeze with Sinabs' defaults: MultiSpike (several spikes per step, outputs 0..5), "
+          "subtract reset whatever the graph says, tau_mem read in steps (NIR's seconds: no memory), r and v_reset "
+          "ignored")
+SB_IF = ("from_nir builds IAFSqueeze with Sinabs' defaults: MultiSpike (several spikes per step), subtract reset "
+         "whatever the graph says, a floor at -v_threshold (min_v_mem), r ignored")
+SB_UNMAPPED = ("from_nir has no mapping for {kind} (the importer returns None and nirtorch passes its input through): "
+               "the output is the previous layer's analog value")
+SB_LINEAR = ("from_nir has no mapping for nir.Linear (passed through): the 6-wide input reaches the 8-neuron layer "
+             "(RuntimeError: size mismatch)")
+SB_ND_LIF = ("a LIF of more than one dimension: the importer's check `any(node.v_leak) != 0` raises ValueError (truth "
+             "value of an array is ambiguous)")
+KNOWN["sinabs-upstream"] = {
+    **{name: (DIFFERS, SB_LIF) for name in (
+        "lif_zero", "lif_subtract", "lif_none", "lif_exact", "lif_dt_1e-4", "recurrent_lif_zero",
+        "recurrent_lif_subtract", "fan_in_sum", "lif_norse")},
+    **{name: (DIFFERS, SB_IF) for name in ("if_zero", "if_subtract", "sumpool_flatten_affine")},
+    "lif_leak_reset": (CRASH, "from_nir refuses LIF v_leak != 0 (ValueError '`v_leak` must be 0')"),
+    "li": (CRASH, "from_nir refuses LI v_leak != 0 (ValueError '`v_leak` must be 0')"),
+    "if_threshold_exact": (CRASH, SB_LINEAR),
+    "lif_threshold_exact": (CRASH, SB_LINEAR),
+    "i": (DIFFERS, SB_UNMAPPED.format(kind="I")),
+    "cubali": (DIFFERS, SB_UNMAPPED.format(kind="CubaLI")),
+    "cubalif_zero": (DIFFERS, SB_UNMAPPED.format(kind="CubaLIF")),
+    "cubalif_subtract": (DIFFERS, SB_UNMAPPED.format(kind="CubaLIF")),
+    "scale_threshold": (CRASH, "from_nir has no mapping for Scale / Threshold (KeyError 'scale' in nirtorch's loader)"),
+    "conv2d_stride_pad_lif": (CRASH, SB_ND_LIF),
+    "avgpool_nonsquare_lif": (CRASH, SB_ND_LIF),
+    "avgpool_scalar_kernel": (CRASH, SB_ND_LIF),
+    "conv2d_groups_if": (CRASH, "from_nir sets Conv2d in_channels to the per-group weight dimension (ValueError: "
+                                "in_channels must be divisible by groups)"),
+    "cnn_sinabs": (CRASH, "after model.to(torch.float64) IAFSqueeze still returns float32 spikes, which the next "
+                          "float64 Conv2d refuses (RuntimeError: Input type (float) and bias type (double))"),
+    "braille_noDelay_noBias_subtract": (CRASH, "from_nir cannot load the recurrent CubaLIF subgraph (KeyError "
+                                               "'lif1_w_rec' in nirtorch's loader)"),
+    "braille_noDelay_bias_zero": (CRASH, "from_nir cannot load the recurrent CubaLIF subgraph (KeyError 'lif1_lif' in "
+                                         "nirtorch's loader)"),
+}
+
+SX_LATE = ("spyx.nn.{cls} fires on the carried state (s[t] = H(V[t-1] - θ): spikes one step after the reference) and "
+           "always subtracts{extra}")
+SX_LIF = SX_LATE.format(cls="LIF", extra="; from_nir's default dt = 1 makes beta = 1 - 1/tau (clipped to 0 for tau in "
+                                          "seconds); r, v_leak and v_reset are ignored")
+SX_IF = SX_LATE.format(cls="IF", extra="; r is ignored")
+SX_CUBA = SX_LATE.format(cls="CuBaLIF", extra="; dt = 1 gives alpha = 1 - 1/tau_syn, beta = 1 - 1/tau_mem (clipped); "
+                                              "r and w_in are ignored")
+SX_DROPPED = "from_nir has no mapping for {kind} (dropped from the Sequential): the output is its input"
+SX_CHANNELS = ("Spyx runs channels-last (H, W, C) but from_nir feeds NIR's channels-first input [B, C, H, W] "
+               "unchanged ({err})")
+KNOWN["spyx-upstream"] = {
+    **{name: (DIFFERS, SX_LIF) for name in (
+        "lif_zero", "lif_subtract", "lif_none", "lif_exact", "lif_leak_reset", "lif_dt_1e-4", "lif_threshold_exact",
+        "recurrent_lif_zero", "recurrent_lif_subtract", "lif_norse")},
+    **{name: (DIFFERS, SX_IF) for name in ("if_zero", "if_subtract", "if_threshold_exact")},
+    **{name: (DIFFERS, SX_CUBA) for name in ("cubalif_zero", "cubalif_subtract", "braille_noDelay_noBias_subtract",
+                                             "braille_noDelay_bias_zero")},
+    "li": (CRASH, "from_nir imports LI only as half of a PSU_LIF (ValueError 'nir.LI without a following "
+                  "nir.Threshold has no Spyx module')"),
+    "i": (DIFFERS, SX_DROPPED.format(kind="I")),
+    "cubali": (DIFFERS, SX_DROPPED.format(kind="CubaLI")),
+    "scale_threshold": (DIFFERS, SX_DROPPED.format(kind="Scale and Threshold")),
+    "fan_in_sum": (DIFFERS, "from_nir builds a Sequential along one out-edge per node: the second fan-in branch is "
+                            "dropped (and LIF fires one step late)"),
+    "sumpool_flatten_affine": (DIFFERS, "SumPool2d pools the trailing (channels-last) axes of the channels-first "
+                                        "input, and IF fires one step late"),
+    **{name: (CRASH, SX_CHANNELS.format(err="ValueError in conv_general_dilated")) for name in (
+        "conv2d_stride_pad_lif", "conv2d_groups_if", "cnn_sinabs")},
+    **{name: (CRASH, "from_nir has no mapping for AvgPool2d (dropped); the LIF's channels-last state meets the "
+                     "channels-first input (TypeError: incompatible shapes)") for name in (
+        "avgpool_nonsquare_lif", "avgpool_scalar_kernel")},
+}
+
 NAMES = list(CASES) + list(PEERS) + ["avgpool_scalar_kernel"]
-MODULES = {"spikingjelly-upstream": "spikingjelly", "rockpool-upstream": "rockpool"}
+MODULES = {"spikingjelly-upstream": "spikingjelly", "rockpool-upstream": "rockpool", "sinabs-upstream": "sinabs",
+           "spyx-upstream": "spyx"}
+HEAVY = {("spyx-upstream", n) for n in ("cnn_sinabs", "braille_noDelay_noBias_subtract", "braille_noDelay_bias_zero",
+                                        "conv2d_stride_pad_lif", "conv2d_groups_if", "avgpool_nonsquare_lif",
+                                        "avgpool_scalar_kernel", "sumpool_flatten_affine")}
+HEAVY |= {("sinabs-upstream", n) for n in ("braille_noDelay_noBias_subtract", "braille_noDelay_bias_zero")}
+"""Audit cases of the added importers marked ``slow``: JAX compiles Spyx's scanned model for every shape (seconds per
+case on 2 cores), and the Braille references are the longest runs."""
 
 
 def _params():
     out = []
     for backend, known in KNOWN.items():
         for name in NAMES:
-            marks = []
+            marks = [pytest.mark.slow] if (backend, name) in HEAVY else []
             if name in known:
                 exc, reason = known[name]
-                marks = [pytest.mark.xfail(strict=True, raises=exc, reason=reason)]
+                marks = marks + [pytest.mark.xfail(strict=True, raises=exc, reason=reason)]
             out.append(pytest.param(backend, name, id=f"{backend}-{name}", marks=marks))
     return out
 
@@ -106,6 +184,8 @@ def test_node_cases_each_importer_gets_right():
     right = {b: [n for n in CASES if n not in known] for b, known in KNOWN.items()}
     assert right["spikingjelly-upstream"] == ["lif_dt_1e-4"]
     assert right["rockpool-upstream"] == []
+    assert right["sinabs-upstream"] == []
+    assert right["spyx-upstream"] == []
 
 
 def test_importing_the_audit_module_needs_no_simulator():

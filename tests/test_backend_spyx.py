@@ -1,0 +1,168 @@
+"""The Spyx backend reproduces the reference executor bit for bit, at every node and step, in float64 (JAX x64) and
+float32, where Spyx can express the graph: its neurons reset by subtraction only, so every case with a zero reset is
+run here under ``reset="subtract"`` as well, and its original form must be refused by node name.
+"""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from snnbridge.backends import get
+from snnbridge.bridge import read_graph
+from snnbridge.bridge.executor import ReferenceExecutor
+from snnbridge.errors import UnsupportedNodeError
+from snnbridge.validation.node_suite import chain, node_cases
+
+from .backend_checks import PEERS, assert_same_recording, run_both, spikes, table1
+from .conftest import NIR_GRAPHS
+from .more_backends import heavy, peer_params, table1_params
+
+pytest.importorskip("spyx")
+BACKEND = "spyx"
+CASES = {c.name: c for c in node_cases()}
+
+
+def _subtract(semantics: dict) -> dict:
+    return dict(semantics, reset="subtract") if semantics.get("reset", "zero") == "zero" else dict(semantics)
+
+
+FLOAT32_DEFAULT = ("lif_subtract", "cubalif_subtract", "recurrent_lif_subtract")
+
+
+def _node_params() -> list:
+    """Every node case in float64; in float32 a reduced default set, the rest :func:`heavy` (JAX compiles each
+    eager operation once per shape and dtype, which dominates these short runs)."""
+    out = [pytest.param(n, torch.float64, id=f"{n}-float64") for n in CASES]
+    out += [pytest.param(n, torch.float32, id=f"{n}-float32") if n in FLOAT32_DEFAULT
+            else heavy(n, torch.float32, id=f"{n}-float32") for n in CASES]
+    return out
+
+
+@pytest.mark.parametrize("name, dtype", _node_params())
+def test_node_case_bit_identical(name, dtype):
+    c = CASES[name]
+    ref, got = run_both(BACKEND, c.graph, c.inputs, _subtract(c.semantics), dtype)
+    assert got.backend == BACKEND
+    assert_same_recording(ref, got, exact=True)
+
+
+def _spiking(c) -> bool:
+    return any(type(v).__name__ in ("LIF", "IF", "CubaLIF") for v in c.graph.nodes.values())
+
+
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.semantics["reset"] == "zero" and _spiking(c)])
+def test_zero_reset_is_refused_by_name(name):
+    c = CASES[name]
+    with pytest.raises(UnsupportedNodeError, match=r"node '\w+', field 'reset'.*subtraction only"):
+        get(BACKEND).compile(c.graph, **c.semantics)
+
+
+def _table1_params() -> list:
+    """Every Table-1 structure; the N-MNIST MLP is :func:`heavy` here too (eager JAX steps)."""
+    return [heavy(*p.values, id=p.id) if p.values[0] == "nmnist_mlp" else p for p in table1_params()]
+
+
+@pytest.mark.parametrize("key, neuron, reset", _table1_params())
+def test_table1_structures(key, neuron, reset):
+    graph, x, semantics = table1(key, neuron)
+    semantics = dict(semantics, reset=reset)
+    if reset == "zero":
+        with pytest.raises(UnsupportedNodeError, match="field 'reset'"):
+            get(BACKEND).compile(graph, **semantics)
+        return
+    for dtype in (torch.float64, torch.float32):
+        ref, got = run_both(BACKEND, graph, x, semantics, dtype)
+        assert_same_recording(ref, got, exact=True)
+        assert all(ref.outputs[n].any() for n in ref.order if ref.node_types[n] in ("IF", "LIF"))
+
+
+def _peer(stem: str, dtype: torch.dtype) -> None:
+    path = NIR_GRAPHS / f"{stem}.nir"
+    if not path.exists():
+        pytest.skip(f"{path} not available (needs ../shared)")
+    semantics, shape, T, p = PEERS[stem]
+    graph = read_graph(path)
+    x = spikes(shape, p, 7, T)
+    ref, got = run_both(BACKEND, graph, x, _subtract(semantics), dtype)
+    assert_same_recording(ref, got, exact=True)
+    assert ref.output().any()
+
+
+def _peer_params() -> list:
+    """The small peer graphs by default; Spyx's eager steps make the CNN (16 steps x 5 layers) :func:`heavy` too."""
+    return [heavy(p.values[0], id=p.id) if p.values[0] == "cnn_sinabs" else p for p in peer_params(PEERS)]
+
+
+@pytest.mark.parametrize("stem", _peer_params())
+def test_peer_graph_under_subtract(stem):
+    _peer(stem, torch.float64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", list(PEERS))
+def test_peer_graph_under_subtract_float32(stem):
+    _peer(stem, torch.float32)
+
+
+# --------------------------------------------------------------------------- the modules are Spyx's own
+
+
+def test_native_modules_and_parameters():
+    import jax.numpy as jnp
+    import spyx
+
+    c = CASES["cubalif_subtract"]
+    sim = get(BACKEND).compile(c.graph, **c.semantics)
+    ad = sim.adapters["cuba"]
+    assert type(ad.mem) is spyx.nn.LI and type(ad.syn) is spyx.nn.LI and type(ad.fire) is spyx.nn.IF
+    assert ad.mem.beta.value.dtype == jnp.float64 and ad.mem.beta.value.shape == (8,)
+    coeffs = sim.graph.coefficients("cuba")
+    assert np.array_equal(np.asarray(ad.mem.beta.value), np.broadcast_to(coeffs.decay, (8,)))
+    assert np.array_equal(np.asarray(ad.syn.beta.value), np.broadcast_to(coeffs.syn_decay, (8,)))
+    assert np.array_equal(np.asarray(ad.fire.threshold), np.full(8, 0.5))
+    li = get(BACKEND).compile(CASES["li"].graph, **CASES["li"].semantics).adapters["li"]
+    assert li.fire is None and type(li.mem) is spyx.nn.LI
+
+
+def test_spyx_lif_fires_one_step_late():
+    """Why the adapter splits the step into ``LI`` + ``IF``: ``spyx.nn.LIF`` fires on the carried state."""
+    import jax.numpy as jnp
+    import spyx
+    from flax import nnx
+
+    lif = spyx.nn.LIF((1,), beta=0.5, threshold=1.0, rngs=nnx.Rngs(0))
+    v = lif.initial_state(1)
+    out = []
+    for x in (2.0, 0.0, 0.0):
+        s, v = lif(jnp.array([[x]]), v)
+        out.append(float(s[0, 0]))
+    assert out == [0.0, 1.0, 0.0]  # the reference fires at step 0 (v = 2 > 1)
+    g = chain([("lif", nir.LIF(tau=np.array([2e-3]), r=np.full(1, 2.0), v_leak=np.zeros(1), v_threshold=np.ones(1),
+                               v_reset=np.zeros(1)))], (1,), (1,))
+    x = torch.tensor([2.0, 0.0, 0.0], dtype=torch.float64).reshape(3, 1, 1)
+    assert get(BACKEND).run(g, x, dt=1e-3, reset="subtract").output().reshape(-1).tolist() == [True, False, False]
+
+
+def test_initial_state_inclusive_threshold_and_no_reset():
+    n = 4
+    lif = nir.LIF(tau=np.full(n, 4e-3), r=np.full(n, 2.0), v_leak=np.full(n, 0.1), v_threshold=np.full(n, 0.5),
+                  v_reset=np.zeros(n), metadata={"v_init": np.linspace(0, 0.4, n), "threshold": "inclusive"})
+    g = chain([("fc", nir.Linear(weight=np.full((n, 3), 0.25))), ("lif", lif)], (3,), (n,))
+    x = spikes((3,), 0.5, 2, 40, 2)
+    for reset in ("subtract", "none"):
+        for dtype in (torch.float64, torch.float32):
+            ref = ReferenceExecutor(g, dt=1e-3, reset=reset, dtype=dtype).run(x)
+            assert ref.spikes("lif").any()
+            assert_same_recording(ref, get(BACKEND).run(g, x, dt=1e-3, reset=reset, dtype=dtype), exact=True)
+
+
+def test_delayed_reset_timing_is_refused_by_name():
+    n = 3
+    lif = nir.LIF(tau=np.full(n, 4e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
+                  v_reset=np.zeros(n), metadata={"reset": "subtract", "reset_timing": "delayed"})
+    g = chain([("fc", nir.Linear(weight=np.eye(n))), ("lif", lif)], (n,), (n,))
+    with pytest.raises(UnsupportedNodeError, match=r"node 'lif', field 'reset_timing'.*spyx"):
+        get(BACKEND).compile(g, dt=1e-3, reset="subtract")
