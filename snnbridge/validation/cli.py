@@ -88,7 +88,12 @@ def register(app: typer.Typer) -> None:
         pooling_ops: bool = typer.Option(True, help="Cost convention: count average pooling operations."),
         count_input: bool = typer.Option(False, help="Cost convention: count the input layer in #A/#P and #S."),
         require_all: bool = typer.Option(False, help="Fail (exit 1) when a requested backend is unavailable."),
-        batch_size: int = typer.Option(0, help="Samples per backend call (0: all at once)."),
+        batch_size: int = typer.Option(0, help="Samples per batch: every backend runs one batch at a time, compared "
+                                               "and accumulated at once (0: 100; memory does not grow with "
+                                               "--samples)."),
+        scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://HOST:PORT): shard the "
+                                                           "samples across its workers."),
+        shards: int = typer.Option(0, help="With --scheduler: number of shards (0: two per worker)."),
         device: str = typer.Option("cpu", help="Where the backends run: cpu, cuda or cuda:N (reference and torch "
                                                "backends; a backend's @device= wins; the yardstick stays on cpu)."),
         progress: bool = typer.Option(True, help="Show progress bars."),
@@ -123,11 +128,14 @@ def register(app: typer.Typer) -> None:
         fg = prepare(graph, dt=dt, reset=reset, integration=integration)
         if len(fg.inputs) != 1:
             raise InputError(f"{model}: conform needs a graph with one Input node, it has {len(fg.inputs)}")
+        if shards < 0:
+            raise InputError(f"--shards must be >= 0, got {shards}")
         ds = resolve(data, DataRequest(fg.out_shapes[fg.inputs[0]], samples, T, seed))
-        result = run_conform(graph, ds.x, backends=specs, profile=profile, labels=ds.y, dt=dt, reset=reset,
-                             integration=integration, batch_size=batch_size or None, progress=progress,
+        result = run_conform(graph, ds.source, backends=specs, profile=profile, labels=ds.y, dt=dt, reset=reset,
+                             integration=integration, batch_size=batch_size or 100, progress=progress,
                              conventions=Conventions(bias=count_bias, pooling=pooling_ops, input_layer=count_input),
-                             model=model.name, data=ds.description, seed=seed, device=device)
+                             model=model.name, data=ds.description, seed=seed, device=device, prepared=fg,
+                             scheduler=scheduler, shards=shards or None)
         _verdict_table(result)
         if report is not None:
             from snnbridge.validation.report import write_report

@@ -41,15 +41,14 @@ from snnbridge.bridge.recording import Recording
 from snnbridge.errors import InputError, SnnBridgeError
 from snnbridge.validation import explain as ex
 from snnbridge.validation import metrics as m
-from snnbridge.validation.accuracy import accuracy, agreement, rate_predictions
-from snnbridge.validation.costs import Conventions, Costs, graph_costs, recorded_costs, static_costs
+from snnbridge.validation.accuracy import accuracy, agreement
+from snnbridge.validation.costs import Conventions, Costs, graph_costs, static_costs
 from snnbridge.validation.runners import (
     BackendSpec,
     RunOutcome,
     check_devices,
     original_spec,
     parse_specs,
-    run_spec,
 )
 
 SCHEMA_NAME = "snnbridge-conformance-report"
@@ -346,43 +345,14 @@ def _as_spikes(t: torch.Tensor) -> torch.Tensor | None:
 
 
 def _compare_node(fg, name: str, ref: Recording, rec: Recording, p: Profile, tau: float) -> NodeResult:
+    """Node ``name`` of ``rec`` against ``ref`` (all samples at once; a streamed check accumulates the same)."""
+    from snnbridge.validation.stream import NodeAcc
+
     r = ref[name]
-    spiking = r.dtype == torch.bool
-    res = NodeResult(name, fg.type_of(name), spiking, tuple(r.shape[2:]))
-    if name not in rec:
-        res.compared = False
-        res.explanation = ex.Explanation("agree", "not recorded by this backend")
-        return res
-    g = rec[name]
-    if tuple(g.shape) != tuple(r.shape):
-        res.agree, res.agreement, res.allowed = False, 0.0, False
-        res.explanation = ex.Explanation("unexplained", f"shape {list(g.shape)} differs from the reference "
-                                                        f"{list(r.shape)} ([T, B, ...])")
-        return res
-    if spiking:
-        gs = _as_spikes(g)
-        if gs is None:
-            res.agree, res.agreement, res.allowed = False, 0.0, False
-            res.explanation = ex.Explanation("unexplained", "backend emits non-binary values where the reference "
-                                                            "emits spikes")
-            return res
-        res.events = m.event_scores(r, gs)
-        res.counts = m.count_difference(r, gs)
-        res.van_rossum_mean, res.van_rossum_max = m.van_rossum(r, gs, tau)
-        res.cosine = m.cosine_activity(r, gs)
-        res.first_divergence = m.first_divergence(r, gs)
-        res.agree = res.first_divergence is None
-        res.agreement = res.events.f1
-    else:
-        atol = _atol(r, p)
-        mask = m.mismatch_mask(r, g, atol)
-        res.max_abs = m.max_abs_difference(r, g)
-        res.first_divergence = m.first_divergence(r, g, atol)
-        res.agree = res.first_divergence is None
-        res.agreement = 1.0 - float(mask.double().mean()) if mask.numel() else 1.0
-    if name in ref.membranes and name in rec.membranes and ref.membranes[name].shape == rec.membranes[name].shape:
-        res.membrane_max_abs = m.max_abs_difference(ref.membranes[name], rec.membranes[name])
-    return res
+    acc = NodeAcc(name, r.dtype == torch.bool, tuple(r.shape[2:]), tau=tau)
+    acc.update(r, rec.outputs.get(name), ref.membranes.get(name), rec.membranes.get(name), 0,
+               lambda mx: p.analog_atol + p.analog_rtol * mx)
+    return acc.result(fg, ref.steps, ref.batch_size, lambda mx: p.analog_atol + p.analog_rtol * mx)
 
 
 def _atol(r: torch.Tensor, p: Profile) -> float:
@@ -431,6 +401,17 @@ def compare(fg, ref: Recording, rec: Recording, profile: str | Profile = "exact"
     """
     p = get_profile(profile)
     nodes = {n: _compare_node(fg, n, ref, rec, p, tau) for n in fg.order if n in ref}
+    origin, failures = judge(fg, nodes, p, lambda names: (ref, rec, variants))
+    return nodes, origin, failures
+
+
+def judge(fg, nodes: dict[str, NodeResult], p: Profile, traces) -> tuple[str | None, list[str]]:
+    """Localise and explain the divergences of ``nodes`` (metrics already set); returns ``(origin, failures)``.
+
+    ``traces(names)`` gives ``(ref, rec, variants)`` holding at least those nodes, their inputs and threshold
+    sources over all samples (called once, only when some node needs explaining).
+    """
+    need = []
     for name, res in nodes.items():
         if not res.compared:
             continue
@@ -453,7 +434,11 @@ def compare(fg, ref: Recording, rec: Recording, profile: str | Profile = "exact"
         if not res.allowed:  # a structural mismatch (shape, non-binary spikes), already explained
             res.origin = True
             continue
-        _explain(fg, name, res, ref, rec, p, variants)
+        need.append(name)
+    if need:
+        ref, rec, variants = traces(need)
+        for name in need:
+            _explain(fg, name, nodes[name], ref, rec, p, variants)
     for res in nodes.values():
         if res.compared and not res.agree:
             res.allowed = _allowed(res, p)
@@ -464,7 +449,7 @@ def compare(fg, ref: Recording, rec: Recording, profile: str | Profile = "exact"
         origin = next((n for n, r in nodes.items() if r.compared and not r.agree), None)
     _name_upstream(fg, nodes)
     failures = [f"{n}: {r.explanation.text}" for n, r in nodes.items() if r.compared and not r.allowed]
-    return nodes, origin, failures
+    return origin, failures
 
 
 def _explain(fg, name: str, res: NodeResult, ref: Recording, rec: Recording, p: Profile,
@@ -591,38 +576,262 @@ def _environment() -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(terse=True), "versions": versions}
 
 
-def _run_outputs(fg, res: BackendResult, rec: Recording, labels, conventions: Conventions) -> None:
-    res.recording = rec
+class _Plan:
+    """What one check runs, compiled once per process: the yardstick and every backend spec.
+
+    Picklable before :meth:`compile` (a cluster's workers build their own); every registered backend receives
+    the prepared ``FlatGraph`` (prepared once per distinct ``dt``/``reset``/``integration``), the upstream
+    audits the ``nir.NIRGraph`` their importers read.
+    """
+
+    def __init__(self, graph, fg: FlatGraph, specs: list[BackendSpec], p: Profile, sem_kw: dict, tau: float,
+                 conventions: Conventions, device) -> None:
+        self.graph, self.fg, self.specs, self.p, self.sem_kw = graph, fg, specs, p, sem_kw
+        self.tau, self.conventions, self.device = tau, conventions, device
+        self.specs_by_name = {s.name: s for s in specs}
+        self._compiled: dict | None = None
+
+    def __getstate__(self) -> dict:
+        d = dict(self.__dict__)
+        d["_compiled"] = None
+        return d
+
+    def atol(self, ref_absmax: float) -> float:
+        """The analog tolerance of a node whose largest reference magnitude is ``ref_absmax``."""
+        return self.p.analog_atol + self.p.analog_rtol * ref_absmax
+
+    def graph_for(self, spec: BackendSpec, prepared: dict):
+        """The graph ``spec`` compiles: the prepared FlatGraph (one per distinct semantics), or the NIR graph."""
+        kw = {k: v for k, v in self.sem_kw.items() if v is not None}
+        if spec.runner is not None or spec.audit or isinstance(self.graph, FlatGraph):
+            return self.graph, kw, True
+        own = {k: v for k, v in spec.overrides.items() if k in ("dt", "reset", "integration")}
+        if not own:
+            return self.fg, {}, False
+        kw.update(own)
+        key = tuple(sorted(kw.items()))
+        if key not in prepared:
+            prepared[key] = prepare(self.graph, **kw)
+        return prepared[key], {}, False
+
+    def compile(self) -> dict:
+        """``{name: (run, dtype) or RunOutcome}``: a batch runner per spec, or why it cannot run."""
+        from snnbridge.validation.runners import compile_spec
+
+        if self._compiled is None:
+            prepared: dict = {}
+            out = {YARDSTICK: (ReferenceExecutor(self.fg, dtype=torch.float64).run, torch.float64)}
+            for spec in self.specs:
+                graph, kw, own = self.graph_for(spec, prepared)
+                out[spec.name] = compile_spec(spec, graph, self.p.dtype, kw, self.device, overrides=own)
+            self._compiled = out
+        return self._compiled
+
+
+def _stream(plan: _Plan, source, start: int, stop: int, batch_size: int | None, progress: bool,
+            keep_first: bool = True) -> tuple[dict, object]:
+    """Run samples ``start .. stop - 1`` batch by batch through every run; returns ``(runs, pairs)`` accumulators.
+
+    Memory holds one batch of every run's recording at a time (and the first batch's, for figures).
+    """
+    from snnbridge.progress import progress_bar
+    from snnbridge.validation.runners import run_batch
+    from snnbridge.validation.stream import NodeAcc, PairAcc, RunAcc, batches, predictions_of
+
+    fg = plan.fg
+    compiled = plan.compile()
+    runs = {name: RunAcc(name) for name in compiled}
+    for name, c in compiled.items():
+        if isinstance(c, RunOutcome):
+            runs[name].fail(c.status, c.reason)
+            runs[name].runtime_s = c.runtime_s
+    pairs = PairAcc()
+    bar = progress_bar(total=stop - start, desc="conform", unit="sample", progress=progress, leave=False)
     try:
-        res.predictions = rate_predictions(rec.output())
-    except (ValueError, KeyError):
-        out = [n for n in fg.outputs if n in rec]
-        res.predictions = rate_predictions(rec[out[0]]) if out else None
+        for a, b in batches(stop - start, batch_size):
+            a, b = a + start, b + start
+            xb = as_input_tensors(fg, source.batch(a, b), torch.float64)[fg.inputs[0]]
+            recs: dict[str, Recording] = {}
+            for name, c in compiled.items():
+                acc = runs[name]
+                if acc.status != "ok":
+                    continue
+                bar.set_postfix_str(name, refresh=False)
+                rec, seconds, error = run_batch(c, xb, plan.device if name != YARDSTICK else None,
+                                                plan.specs_by_name.get(name) if name != YARDSTICK else None)
+                acc.runtime_s += seconds
+                if error:
+                    if name == YARDSTICK:
+                        raise SnnBridgeError(f"the reference run failed: {error}")
+                    acc.fail("error", error)
+                    continue
+                ref = recs.get(YARDSTICK, rec)
+                if rec.steps != ref.steps or rec.batch_size != ref.batch_size:
+                    acc.fail("error", f"recording is [T={rec.steps}, B={rec.batch_size}], expected "
+                                      f"[T={ref.steps}, B={ref.batch_size}]")
+                    continue
+                recs[name] = rec
+                for n in fg.order:
+                    if n not in ref:
+                        continue
+                    node = acc.nodes.get(n)
+                    if node is None:
+                        node = acc.nodes[n] = NodeAcc(n, ref[n].dtype == torch.bool, tuple(ref[n].shape[2:]),
+                                                      tau=plan.tau)
+                    node.update(ref[n], rec.outputs.get(n), ref.membranes.get(n), rec.membranes.get(n), a,
+                                plan.atol)
+                preds = predictions_of(fg, rec)
+                if preds is None:
+                    acc.predictions_none = True
+                else:
+                    acc.predictions.append(preds)
+                acc.costs.update(fg, rec, plan.conventions)
+                if keep_first and a == start:
+                    acc.recording = rec
+            pairs.update(recs)
+            bar.update(b - a)
+    finally:
+        bar.close()
+    return runs, pairs
+
+
+def _merge(parts: list[tuple[dict, object]]) -> tuple[dict, object]:
+    """Shard results, in sample order, as one ``(runs, pairs)``."""
+    runs, pairs = parts[0]
+    for r, pp in parts[1:]:
+        for name, acc in r.items():
+            runs[name].merge(acc)
+        pairs.merge(pp)
+    return runs, pairs
+
+
+class _Gathered:
+    """Every sample of the nodes that need explaining (re-run batch by batch), for :func:`_explain`."""
+
+    def __init__(self, plan: _Plan, source, batch_size, name: str, labels_of) -> None:
+        self.plan, self.source, self.batch_size, self.name = plan, source, batch_size, name
+
+    def __call__(self, names: list[str]):
+        from snnbridge.validation.runners import run_batch
+        from snnbridge.validation.stream import batches
+
+        plan, fg = self.plan, self.plan.fg
+        want = set(names)
+        for n in names:
+            want.update(fg.preds[n])
+            src = _threshold_source(fg, n)
+            if src:
+                want.add(src)
+        compiled = plan.compile()
+        variant_runs = {}
+        if isinstance(plan.graph, nir.NIRGraph):
+            current = plan.fg.semantics.reset
+            kw = {k: v for k, v in plan.sem_kw.items() if v is not None and k != "reset"}
+            for mode in ("zero", "subtract", "none"):
+                if mode != current:
+                    variant_runs[f"reset='{mode}'"] = ReferenceExecutor(plan.graph, reset=mode, **kw)
+        parts: dict[str, list[Recording]] = {YARDSTICK: [], self.name: [], **{k: [] for k in variant_runs}}
+        for a, b in batches(self.source.samples, self.batch_size):
+            xb = as_input_tensors(fg, self.source.batch(a, b), torch.float64)[fg.inputs[0]]
+            for key in (YARDSTICK, self.name):
+                rec, _, error = run_batch(compiled[key], xb, plan.device if key != YARDSTICK else None,
+                                          plan.specs_by_name.get(key))
+                if error:
+                    raise SnnBridgeError(f"'{key}' failed when re-run to explain a divergence: {error}")
+                parts[key].append(_only(rec, want))
+            for key, executor in variant_runs.items():
+                parts[key].append(_only(executor.run(xb), set(names)))
+        joined = {k: Recording.concat(v) for k, v in parts.items()}
+        variants = _Fixed({k: joined[k] for k in variant_runs}) if variant_runs else None
+        return joined[YARDSTICK], joined[self.name], variants
+
+
+def _only(rec: Recording, names: set) -> Recording:
+    return Recording({k: v for k, v in rec.outputs.items() if k in names},
+                     {k: v for k, v in rec.membranes.items() if k in names}, dict(rec.node_types), rec.dt,
+                     rec.backend, list(rec.order))
+
+
+class _Fixed:
+    """Reset-variant recordings already computed (the interface of :class:`_Variants`)."""
+
+    def __init__(self, runs: dict[str, Recording]) -> None:
+        self.runs = runs
+
+    def get(self) -> dict[str, Recording]:
+        return self.runs
+
+
+def _outputs(res: BackendResult, acc, labels, plan: _Plan, steps: int) -> None:
+    res.recording = acc.recording
+    res.predictions = None if acc.predictions_none or not acc.predictions else torch.cat(acc.predictions)
     if labels is not None and res.predictions is not None and len(res.predictions) == len(labels):
         res.accuracy = accuracy(res.predictions, labels)
-    try:
-        res.costs = recorded_costs(fg, rec, conventions)
-    except Exception:  # noqa: BLE001 - costs are best effort for odd recordings (e.g. renamed nodes)
-        res.costs = None
+    res.costs = acc.costs.result(plan.fg, steps, plan.conventions)
+
+
+def _finish(plan: _Plan, runs: dict, pairs, source, batch_size, labels, steps: int, samples: int
+            ) -> tuple[BackendResult, dict[str, BackendResult], dict]:
+    """Per-node results, explanations, verdicts and pairwise numbers from the merged accumulators."""
+    fg, p = plan.fg, plan.p
+    y = runs[YARDSTICK]
+    yard = BackendResult(YARDSTICK, "reference", False, "pass", dtype="float64", runtime_s=y.runtime_s)
+    _outputs(yard, y, labels, plan, steps)
+    yard.nodes = {n: a.result(fg, steps, samples, plan.atol) for n, a in y.nodes.items()}
+    judge(fg, yard.nodes, p, lambda names: None)
+    results: dict[str, BackendResult] = {}
+    for spec in plan.specs:
+        acc = runs[spec.name]
+        res = BackendResult(spec.name, spec.backend or (spec.native and f"{spec.native}-native"), spec.audit, "pass",
+                            "", str(spec.dtype(p.dtype)).replace("torch.", ""), dict(spec.overrides), acc.runtime_s,
+                            device=spec.device(plan.device))
+        results[spec.name] = res
+        if acc.status != "ok":
+            res.status, res.reason, res.failures = acc.status, acc.reason, [acc.reason]
+            continue
+        res.nodes = {n: a.result(fg, steps, samples, plan.atol) for n, a in acc.nodes.items()}
+        res.first_divergent_node, res.failures = judge(fg, res.nodes, p,
+                                                       _Gathered(plan, source, batch_size, spec.name, None))
+        if not any(n.compared for n in res.nodes.values()):
+            res.failures.append("no node in common with the reference recording")
+        res.status = "fail" if res.failures else "pass"
+        _outputs(res, acc, labels, plan, steps)
+        if res.predictions is not None and yard.predictions is not None:
+            res.agreement = agreement(res.predictions, yard.predictions)
+    ran = {YARDSTICK: yard, **{k: v for k, v in results.items() if v.status in ("pass", "fail")}}
+    names = list(ran)
+    f1 = {a: {b: pairs.f1(a, b) for b in names} for a in names}
+    pred = {a: {b: (agreement(ran[a].predictions, ran[b].predictions)
+                    if ran[a].predictions is not None and ran[b].predictions is not None else None) for b in names}
+            for a in names}
+    return yard, results, {"names": names, "spike_f1": f1, "prediction_agreement": pred}
 
 
 def conform(graph, inputs, backends=("reference",), profile: str | Profile = "exact",
             labels: torch.Tensor | np.ndarray | None = None, dt: float | None = None, reset: str | None = None,
             integration: str | None = None, conventions: Conventions | None = None, batch_size: int | None = None,
             progress: bool = False, tau: float = 5.0, model: str | None = None, data: str | None = None,
-            seed: int | None = None, original=None, device: str | torch.device | None = None) -> ConformanceResult:
+            seed: int | None = None, original=None, device: str | torch.device | None = None,
+            scheduler: str | None = None, shards: int | None = None, prepared: FlatGraph | None = None
+            ) -> ConformanceResult:
     """Run ``inputs`` ``[T, B, *input_shape]`` through ``backends`` and compare each with the float64 reference.
+
+    The samples stream through in batches of ``batch_size``: every run sees one batch at a time, which is
+    compared at once and accumulated exactly (:mod:`~snnbridge.validation.stream`), so memory does not grow
+    with the number of samples and the result is the same for any batch size.  The recordings kept for
+    figures (``BackendResult.recording``, ``ConformanceResult.inputs``) are the first batch's.
 
     Args:
         graph: a ``nir.NIRGraph``, a ``.nir`` path, or a prepared ``FlatGraph``.
-        inputs: spikes or analog values ``[T, B, ...]`` (tensor or array).
+        inputs: spikes or analog values ``[T, B, ...]`` (tensor or array), or a
+            :class:`~snnbridge.validation.stream.SampleSource` that produces them batch by batch.
         backends: names/specs (``"norse"``, ``"reference@reset=subtract"``, :class:`BackendSpec`) or a
             comma-separated string.
         profile: ``"exact"`` or ``"float32"`` (or a :class:`Profile`).
         labels: ``[B]`` class labels for top-1 accuracy (rate decoding, Eq. 7).
         dt, reset, integration: override the graph's semantics for every run.
         conventions: cost counting conventions (:class:`~snnbridge.validation.costs.Conventions`).
-        batch_size: samples per backend call (``None``: all at once; smaller batches bound memory).
+        batch_size: samples per batch (``None``: all at once; smaller batches bound memory).
         tau: van Rossum kernel time constant in steps.
         model, data, seed: descriptions kept in the report.
         original: the user's own native module (snnTorch or Norse) that the graph was imported from
@@ -632,6 +841,10 @@ def conform(graph, inputs, backends=("reference",), profile: str | Profile = "ex
             reference and torch backends run there, each batch moves to it and its recording comes back to the
             CPU for comparison; the yardstick always runs on the CPU in float64.  A backend that cannot run on
             a GPU (Brian2, the upstream audits) or a machine without CUDA is one :class:`SnnBridgeError`.
+        scheduler: a Dask scheduler address (``"tcp://host:8786"``): the samples are split into ``shards``
+            contiguous shards (default: two per worker) run on the cluster's workers and merged in order into
+            the result a local run gives (see :mod:`~snnbridge.validation.distributed`).
+        prepared: ``graph`` already prepared with these ``dt``/``reset``/``integration`` (not prepared again).
     """
     t_start = time.perf_counter()
     p = get_profile(profile)
@@ -645,63 +858,28 @@ def conform(graph, inputs, backends=("reference",), profile: str | Profile = "ex
     if not isinstance(graph, (nir.NIRGraph, FlatGraph)):
         raise SnnBridgeError(f"graph must be a nir.NIRGraph, FlatGraph or .nir path, got {type(graph).__name__}")
     sem_kw = {"dt": dt, "reset": reset, "integration": integration}
-    fg = graph if isinstance(graph, FlatGraph) else prepare(graph, **sem_kw)
     if isinstance(graph, FlatGraph) and any(v is not None for v in sem_kw.values()):
         raise SnnBridgeError("pass dt/reset/integration with a nir.NIRGraph, not a prepared FlatGraph")
+    fg = graph if isinstance(graph, FlatGraph) else (prepared if prepared is not None else prepare(graph, **sem_kw))
     if len(fg.inputs) != 1:
         raise InputError(f"conformance checks need a graph with exactly one Input node, it has {len(fg.inputs)}")
-    x = as_input_tensors(fg, inputs, torch.float64)[fg.inputs[0]]
+    source = _as_source(fg, inputs)
+    samples, steps = int(source.samples), int(source.steps)
     if labels is not None:
         labels = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
-        if len(labels) != x.shape[1]:
-            raise InputError(f"{len(labels)} labels for {x.shape[1]} samples")
+        if len(labels) != samples:
+            raise InputError(f"{len(labels)} labels for {samples} samples")
+    if batch_size is not None and batch_size < 0:
+        raise InputError(f"batch_size must be >= 0, got {batch_size}")
     conventions = conventions or Conventions()
-    run_graph = graph
+    plan = _Plan(graph, fg, specs, p, sem_kw, tau, conventions, device)
+    if scheduler is not None:
+        from snnbridge.validation.distributed import run_sharded
 
-    yard_spec = BackendSpec(YARDSTICK, runner=lambda g, xb, dtype, **kw: ReferenceExecutor(fg, dtype=dtype).run(xb))
-    y_out: RunOutcome = run_spec(yard_spec, fg, x, torch.float64, {}, batch_size, progress)
-    if y_out.status != "ok":
-        raise SnnBridgeError(f"the reference run failed: {y_out.reason}")
-    ref = y_out.recording
-    yard = BackendResult(YARDSTICK, "reference", False, "pass", dtype="float64", runtime_s=y_out.runtime_s)
-    _run_outputs(fg, yard, ref, labels, conventions)
-    yard.nodes, _, _ = compare(fg, ref, ref, p, tau)
-
-    variants = None
-    if isinstance(graph, nir.NIRGraph):
-        variants = _Variants(graph, x, {k: v for k, v in sem_kw.items() if v is not None})
-    results: dict[str, BackendResult] = {}
-    from snnbridge.progress import progress_bar
-
-    bar = progress_bar(specs, desc="backends", unit="backend", progress=progress, leave=False)
-    for spec in bar:
-        bar.set_postfix_str(spec.name)
-        out = run_spec(spec, run_graph, x, p.dtype, sem_kw, batch_size, progress, device)
-        res = BackendResult(spec.name, spec.backend or (spec.native and f"{spec.native}-native"), spec.audit, "pass",
-                            out.reason,
-                            str(out.dtype).replace("torch.", ""), dict(spec.overrides), out.runtime_s,
-                            device=spec.device(device))
-        if out.status != "ok":
-            res.status = out.status
-            res.failures = [out.reason]
-            results[spec.name] = res
-            continue
-        rec = out.recording
-        if rec.steps != ref.steps or rec.batch_size != ref.batch_size:
-            res.status, res.reason = "error", (f"recording is [T={rec.steps}, B={rec.batch_size}], expected "
-                                               f"[T={ref.steps}, B={ref.batch_size}]")
-            res.failures = [res.reason]
-            results[spec.name] = res
-            continue
-        res.nodes, res.first_divergent_node, res.failures = compare(fg, ref, rec, p, tau, variants)
-        if not any(n.compared for n in res.nodes.values()):
-            res.failures.append("no node in common with the reference recording")
-        res.status = "fail" if res.failures else "pass"
-        _run_outputs(fg, res, rec, labels, conventions)
-        if res.predictions is not None and yard.predictions is not None:
-            res.agreement = agreement(res.predictions, yard.predictions)
-        results[spec.name] = res
-
+        runs, pairs = run_sharded(plan, source, samples, batch_size, scheduler, shards, progress)
+    else:
+        runs, pairs = _stream(plan, source, 0, samples, batch_size, progress)
+    yard, results, pw = _finish(plan, runs, pairs, source, batch_size, labels, steps, samples)
     structure_costs = None
     structure = fg.metadata.get("structure")
     if isinstance(structure, str):
@@ -714,11 +892,28 @@ def conform(graph, inputs, backends=("reference",), profile: str | Profile = "ex
             }
         except (SnnBridgeError, ValueError):
             structure_costs = None
-    runs = {YARDSTICK: yard, **{k: v for k, v in results.items() if v.recording is not None}}
+    first = batch_size if batch_size and batch_size > 0 else samples
+    x0 = _as_input(fg, source.batch(0, min(samples, first)))
     meta = {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "samples": int(x.shape[1]), "steps": int(x.shape[0]), "model": model, "data": data, "seed": seed,
+        "samples": samples, "steps": steps, "model": model, "data": data, "seed": seed,
         "environment": _environment(), "runtime_s": time.perf_counter() - t_start, "van_rossum_tau": tau,
     }
-    return ConformanceResult(fg, p, yard, results, x, labels, pairwise(runs), graph_costs(fg, conventions),
+    return ConformanceResult(fg, p, yard, results, x0, labels, pw, graph_costs(fg, conventions),
                              structure_costs, meta)
+
+
+def _as_input(fg: FlatGraph, x) -> torch.Tensor:
+
+    return as_input_tensors(fg, x, torch.float64)[fg.inputs[0]]
+
+
+def _as_source(fg: FlatGraph, inputs):
+    """``inputs`` as a :class:`~snnbridge.validation.stream.SampleSource` (a tensor is checked whole, once)."""
+    from snnbridge.validation.stream import SampleSource, TensorSource
+
+    if isinstance(inputs, SampleSource) and not isinstance(inputs, (torch.Tensor, np.ndarray)):
+        if inputs.samples <= 0 or inputs.steps <= 0:
+            raise InputError(f"no samples to check ([T={inputs.steps}, B={inputs.samples}])")
+        return inputs
+    return TensorSource(_as_input(fg, inputs))

@@ -180,6 +180,58 @@ def to_cpu(rec: Recording) -> Recording:
                      dict(rec.node_types), rec.dt, rec.backend, list(rec.order))
 
 
+def compile_spec(spec: BackendSpec, graph, dtype: torch.dtype, semantics: dict,
+                 device: str | torch.device | None = None, overrides: bool = True):
+    """Compile ``spec`` once: ``(run, dtype)`` where ``run(x [T, b, ...]) -> Recording``, or the
+    :class:`RunOutcome` (``unavailable``/``error``) saying why it cannot run.  Never raises for a failing backend.
+
+    ``semantics``: ``dt``/``reset``/``integration`` keyword arguments for ``compile`` (``overrides``: the spec's
+    own are added; pass ``False`` when ``graph`` is already prepared with them).
+    """
+    dt_ = spec.dtype(dtype)
+    dev = spec.device(device)
+    kw = {k: v for k, v in semantics.items() if v is not None}
+    if overrides:
+        kw.update({k: v for k, v in spec.overrides.items() if k not in ("dtype", "device")})
+    if dev != "cpu":
+        kw["device"] = dev
+    t0 = time.perf_counter()
+    try:
+        if spec.runner is not None:
+            return (lambda xb: spec.runner(graph, xb, dt_, **kw)), dt_
+        from snnbridge import backends
+
+        return backends.get(spec.backend).compile(graph, dtype=dt_, **kw, **spec.options).run, dt_
+    except (BackendUnavailableError, ImportError) as e:
+        return RunOutcome(spec, "unavailable", reason=_one_line(e), dtype=dt_)
+    except Exception as e:  # noqa: BLE001 - a backend that cannot compile is a reported failure
+        return RunOutcome(spec, "error", reason=f"compile failed: {_one_line(e)}", dtype=dt_,
+                          runtime_s=time.perf_counter() - t0)
+
+
+def run_batch(compiled, x: torch.Tensor, device: str | torch.device | None = None,
+              spec: BackendSpec | None = None) -> tuple[Recording | None, float, str]:
+    """Run one batch ``x [T, b, ...]`` through a :func:`compile_spec` result: ``(recording on the CPU, seconds,
+    error)``; ``error`` is ``""`` on success, else the one-line reason (never raises for a failing backend).
+
+    On CUDA the batch runs in IEEE float32 (TF32 off, :func:`~snnbridge.backends.base.ieee_float32`).
+    """
+    from snnbridge.backends.base import ieee_float32
+
+    run = compiled[0]
+    dev = spec.device(device) if spec is not None else "cpu"
+    t0 = time.perf_counter()
+    try:
+        with ieee_float32(dev):
+            rec = run(x)
+        if not isinstance(rec, Recording):
+            raise TypeError(f"run() returned {type(rec).__name__}, not a Recording")
+        rec = to_cpu(rec)
+    except Exception as e:  # noqa: BLE001 - a crashing simulator is a reported failure, not a crash of the check
+        return None, time.perf_counter() - t0, f"run failed: {_one_line(e)}"
+    return rec, time.perf_counter() - t0, ""
+
+
 def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, semantics: dict,
              batch_size: int | None = None, progress: bool = False,
              device: str | torch.device | None = None) -> RunOutcome:
@@ -190,43 +242,22 @@ def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, sema
     recording comes back to the CPU before the next batch, so comparisons always happen on the CPU.  On CUDA,
     float32 runs in IEEE float32 (TF32 off, :func:`~snnbridge.backends.base.ieee_float32`).
     """
-    from snnbridge.backends.base import ieee_float32
     from snnbridge.progress import progress_bar
 
-    dt_ = spec.dtype(dtype)
-    dev = spec.device(device)
-    kw = {k: v for k, v in semantics.items() if v is not None}
-    kw.update({k: v for k, v in spec.overrides.items() if k not in ("dtype", "device")})
-    if dev != "cpu":
-        kw["device"] = dev
     t0 = time.perf_counter()
-    try:
-        if spec.runner is not None:
-            sim_run = lambda xb: spec.runner(graph, xb, dt_, **kw)  # noqa: E731
-        else:
-            from snnbridge import backends
-
-            sim = backends.get(spec.backend).compile(graph, dtype=dt_, **kw, **spec.options)
-            sim_run = sim.run
-    except (BackendUnavailableError, ImportError) as e:
-        return RunOutcome(spec, "unavailable", reason=_one_line(e), dtype=dt_)
-    except Exception as e:  # noqa: BLE001 - a backend that cannot compile is a reported failure
-        return RunOutcome(spec, "error", reason=f"compile failed: {_one_line(e)}", dtype=dt_,
-                          runtime_s=time.perf_counter() - t0)
+    compiled = compile_spec(spec, graph, dtype, semantics, device)
+    if isinstance(compiled, RunOutcome):
+        return compiled
+    dt_ = compiled[1]
     parts = []
-    try:
-        chunks = _chunks(x.shape[1], batch_size)
-        for sl in progress_bar(chunks, desc=f"  {spec.name}", unit="batch", progress=progress and len(chunks) > 1,
-                               leave=False):
-            with ieee_float32(dev):
-                rec = sim_run(x[:, sl])
-            if not isinstance(rec, Recording):
-                raise TypeError(f"run() returned {type(rec).__name__}, not a Recording")
-            parts.append(to_cpu(rec))
-        rec = parts[0] if len(parts) == 1 else Recording.concat(parts)
-    except Exception as e:  # noqa: BLE001 - a crashing simulator is a reported failure, not a crash of the check
-        return RunOutcome(spec, "error", reason=f"run failed: {_one_line(e)}", dtype=dt_,
-                          runtime_s=time.perf_counter() - t0)
+    chunks = _chunks(x.shape[1], batch_size)
+    for sl in progress_bar(chunks, desc=f"  {spec.name}", unit="batch", progress=progress and len(chunks) > 1,
+                           leave=False):
+        rec, _, error = run_batch(compiled, x[:, sl], device, spec)
+        if error:
+            return RunOutcome(spec, "error", reason=error, dtype=dt_, runtime_s=time.perf_counter() - t0)
+        parts.append(rec)
+    rec = parts[0] if len(parts) == 1 else Recording.concat(parts)
     return RunOutcome(spec, "ok", rec, runtime_s=time.perf_counter() - t0, dtype=dt_)
 
 

@@ -1,5 +1,9 @@
 """The ``--data`` resolver: turn a data argument into inputs ``[T, B, *input_shape]`` and labels for a check.
 
+Images are rate-coded batch by batch when a check reads them (:class:`EncodedImages`), each sample with its own
+seeded generator, so a check of 10,000 samples holds the images (3 MB per 1,000 MNIST digits) and one batch of
+spikes, never all ``[T, N, ...]`` spikes at once — and any batching gives the same spikes.
+
 Built in, tried in order:
 
 ``digits``
@@ -38,13 +42,81 @@ class DataRequest:
     seed: int = 0
 
 
-@dataclass
 class Data:
-    """Resolved inputs ``x`` ``[T, B, *input_shape]`` (float), labels ``y`` ``[B]`` or ``None``, and a description."""
+    """Resolved inputs and labels: ``source`` serves ``[T, b, *input_shape]`` batches, ``y`` ``[B]`` or ``None``.
 
-    x: torch.Tensor
-    y: torch.Tensor | None
-    description: str
+    ``x`` is every sample at once (``[T, B, *input_shape]``, encoded on first use: prefer ``source`` for
+    large checks).
+    """
+
+    def __init__(self, x: torch.Tensor | None, y: torch.Tensor | None, description: str, source=None) -> None:
+        from snnbridge.validation.stream import TensorSource
+
+        if x is None and source is None:
+            raise ValueError("Data needs x or a source")
+        self._x = x
+        self.y = y
+        self.description = description
+        self.source = source if source is not None else TensorSource(x)
+
+    @property
+    def x(self) -> torch.Tensor:
+        if self._x is None:
+            self._x = self.source.batch(0, self.source.samples)
+        return self._x
+
+    @property
+    def samples(self) -> int:
+        return int(self.source.samples)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.source.sample_shape)
+
+
+class EncodedImages:
+    """Images ``[N, *shape]`` in ``[0, 1]``, Bernoulli rate-coded (paper §3.1) per batch: ``batch(a, b)`` is
+    ``[T, b - a, *shape]`` float32 0/1 spikes, ``P(1) = intensity``; sample ``i`` draws its ``[T, *shape]``
+    uniforms from its own generator, ``numpy.random.default_rng([seed, i])``, so every split of the samples gives
+    the same spikes."""
+
+    def __init__(self, images: torch.Tensor, T: int, seed: int = 0, offset: int = 0, total: int | None = None
+                 ) -> None:
+        if images.numel() and (images.min() < 0 or images.max() > 1):
+            raise InputError(f"images must be intensities in [0, 1] to be rate-coded, got range "
+                             f"[{float(images.min()):.3g}, {float(images.max()):.3g}]")
+        self.images, self.T, self.seed = images.float(), int(T), int(seed)
+        self.offset = int(offset)
+        self.total = int(images.shape[0]) + self.offset if total is None else int(total)
+
+    @property
+    def samples(self) -> int:
+        return self.total
+
+    def shard(self, start: int, stop: int) -> EncodedImages:
+        """Only samples ``start .. stop - 1`` (what one worker of a cluster needs), same indices and spikes."""
+        return EncodedImages(self.images[start - self.offset:stop - self.offset].clone(), self.T, self.seed, start,
+                             self.total)
+
+    @property
+    def steps(self) -> int:
+        return self.T
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        if start < self.offset or stop > self.offset + self.images.shape[0]:
+            raise IndexError(f"samples {start}..{stop - 1} are not held here ({self.offset}.."
+                             f"{self.offset + self.images.shape[0] - 1})")
+        shape = (self.T,) + self.sample_shape
+        u = np.empty((stop - start,) + shape, dtype=np.float32)
+        for j, i in enumerate(range(start, stop)):
+            u[j] = np.random.default_rng([self.seed % (1 << 63), i]).random(shape, dtype=np.float32)
+        img = self.images[start - self.offset:stop - self.offset].clamp(0, 1)
+        out = (torch.from_numpy(u) < img.unsqueeze(1)).float().transpose(0, 1).contiguous()
+        return out
 
 
 Matcher = Callable[[str], bool]
@@ -72,11 +144,6 @@ def resolve(spec: str, request: DataRequest) -> Data:
         raise InputError(f"--samples must be > 0, got {request.samples}")
     if request.T <= 0:
         raise InputError(f"--T must be > 0, got {request.T}")
-    from snnbridge.bridge import limits
-
-    shape = [int(d) for d in request.input_shape]
-    limits.check_bytes(limits.numel([request.T, request.samples] + shape) * 4, "the encoded input data",
-                       f"T={request.T} x {request.samples} samples x {shape}")
     first_error: InputError | None = None
     for _, matches, load in _SOURCES:  # a folder may hold several datasets: the first that fits the model wins
         if matches(spec):
@@ -86,10 +153,10 @@ def resolve(spec: str, request: DataRequest) -> Data:
                 first_error = first_error or e
                 continue
             want = tuple(request.input_shape)
-            if tuple(data.x.shape[2:]) == want:
+            if data.sample_shape == want:
                 return data
             first_error = first_error or InputError(f"data '{spec}' gives samples of shape "
-                                                    f"{list(data.x.shape[2:])}, the model expects {list(want)}")
+                                                    f"{list(data.sample_shape)}, the model expects {list(want)}")
     if first_error is not None:
         raise first_error
     raise InputError(f"--data '{spec}': not a known source; use one of: 'digits', an .npz file with x [T, B, ...] "
@@ -109,13 +176,9 @@ def _fit_images(images: torch.Tensor, shape: tuple[int, ...], what: str) -> torc
     raise InputError(f"{what} images are {list(images.shape[1:])}, which does not fit the model input {list(shape)}")
 
 
-def _encode(images: torch.Tensor, req: DataRequest) -> torch.Tensor:
-    from snnbridge.models.encoders import bernoulli
-
-    if images.min() < 0 or images.max() > 1:
-        raise InputError(f"images must be intensities in [0, 1] to be rate-coded, got range "
-                         f"[{float(images.min()):.3g}, {float(images.max()):.3g}]")
-    return bernoulli(images.float(), req.T, req.seed).float()
+def _encode(images: torch.Tensor, req: DataRequest) -> EncodedImages:
+    """Images ``[N, ...]`` in ``[0, 1]``, Bernoulli-coded per batch when read (:class:`EncodedImages`)."""
+    return EncodedImages(images, req.T, req.seed)
 
 
 # --------------------------------------------------------------------------- digits
@@ -137,8 +200,8 @@ def _load_digits(spec: str, req: DataRequest) -> Data:
         how = f"{side}x{side}"
     x, y = x[: req.samples], y[: req.samples]
     x = _fit_images(x, shape, "digits")
-    return Data(_encode(x, req), y, f"digits test split ({how}), {len(y)} samples, Bernoulli T={req.T}, "
-                                    f"seed {req.seed}")
+    return Data(None, y, f"digits test split ({how}), {len(y)} samples, Bernoulli T={req.T}, seed {req.seed}",
+                _encode(x, req))
 
 
 # --------------------------------------------------------------------------- npz
@@ -175,23 +238,25 @@ def _load_npz(spec: str, req: DataRequest) -> Data:
     n = int(np.prod(shape))
     sequence = tuple(xt.shape[2:]) == shape or (xt.dim() == 3 and xt.shape[2] == n)  # [T, B, ...]
     images = tuple(xt.shape[1:]) == shape or (xt.dim() == 2 and xt.shape[1] == n)  # [N, ...]
+    enc = None
     if sequence:
         xt = xt[:, : req.samples].reshape(xt.shape[:1] + (min(req.samples, xt.shape[1]),) + shape)
         how = f"[T={xt.shape[0]}, B, ...] as given"
     elif images:
-        xt = _encode(xt[: req.samples].reshape((-1,) + shape), req)
+        enc = _encode(xt[: req.samples].reshape((-1,) + shape), req)
         how = f"images, Bernoulli T={req.T}, seed {req.seed}"
     else:
         raise InputError(f"{spec}: x has shape {list(x.shape)}; expected [T, B, {', '.join(map(str, shape))}] or "
                          f"[N, {', '.join(map(str, shape))}]")
+    n = xt.shape[1] if enc is None else enc.samples
     labels = None
     if y is not None:
         if y.ndim != 1 or y.dtype.kind not in "iu":
             raise InputError(f"{spec}: y must be a 1-D integer array of labels, got {y.dtype} {list(y.shape)}")
-        labels = torch.from_numpy(y.astype(np.int64))[: xt.shape[1]]
-        if len(labels) != xt.shape[1]:
-            raise InputError(f"{spec}: {len(y)} labels for {xt.shape[1]} samples")
-    return Data(xt, labels, f"{path.name}: {xt.shape[1]} samples, {how}")
+        labels = torch.from_numpy(y.astype(np.int64))[:n]
+        if len(labels) != n:
+            raise InputError(f"{spec}: {len(y)} labels for {n} samples")
+    return Data(xt if enc is None else None, labels, f"{path.name}: {n} samples, {how}", enc)
 
 
 def _check_npz_sizes(z, spec: str) -> None:
@@ -247,7 +312,8 @@ def _load_mnist(spec: str, req: DataRequest) -> Data:
 
     _, _, x, y = load_mnist(spec, train_limit=1, test_limit=req.samples, seed=req.seed)
     x = _fit_images(x, tuple(req.input_shape), "MNIST")
-    return Data(_encode(x, req), y, f"MNIST test ({spec}), {len(y)} samples, Bernoulli T={req.T}, seed {req.seed}")
+    return Data(None, y, f"MNIST test ({spec}), {len(y)} samples, Bernoulli T={req.T}, seed {req.seed}",
+                _encode(x, req))
 
 
 register_source("digits", lambda s: s.strip().lower() == "digits", _load_digits)

@@ -1,0 +1,135 @@
+"""Conformance at dataset scale: streamed batches give exactly the unstreamed result, inputs are encoded batch by
+batch, and a check prepares its graph once."""
+
+from __future__ import annotations
+
+import math
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from snnbridge.validation import conform
+from snnbridge.validation.sources import DataRequest, EncodedImages, resolve
+from snnbridge.validation.stream import ExactSum, TensorSource
+
+
+def lif(n: int, thr: float = 0.5) -> nir.LIF:
+    return nir.LIF(tau=np.full(n, 2e-3), r=np.full(n, 2.0), v_leak=np.zeros(n), v_threshold=np.full(n, thr),
+                   v_reset=np.zeros(n))
+
+
+def mlp(seed: int = 0, n_in: int = 12, n_hid: int = 16, n_out: int = 4) -> nir.NIRGraph:
+    """input → fc1 → lif1 → fc2 → lif2 → output, weights that make both layers fire (euler, dt 1 ms, zero reset)."""
+    r = np.random.default_rng(seed)
+    nodes = {"input": nir.Input(input_type={"input": np.array([n_in])}),
+             "fc1": nir.Linear(weight=r.normal(0.25, 0.5, (n_hid, n_in))), "lif1": lif(n_hid),
+             "fc2": nir.Affine(weight=r.normal(0.3, 0.6, (n_out, n_hid)), bias=r.normal(0, 0.05, n_out)),
+             "lif2": lif(n_out), "output": nir.Output(output_type={"output": np.array([n_out])})}
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3, "reset": "zero", "integration": "euler"},
+                        type_check=False)
+
+
+def timeless(d):
+    """A JSON report without wall-clock fields (run times, creation time)."""
+    if isinstance(d, dict):
+        return {k: timeless(v) for k, v in d.items() if k not in ("runtime_s", "created")}
+    if isinstance(d, list):
+        return [timeless(v) for v in d]
+    return d
+
+
+def planted(graph, xb, dtype, **semantics):
+    """A custom runner: the reference with one hidden neuron's spikes dropped after step 10 (sample-local)."""
+    from snnbridge.bridge.executor import ReferenceExecutor
+
+    rec = ReferenceExecutor(graph, dtype=dtype, **semantics).run(xb)
+    rec.outputs["lif1"] = rec.outputs["lif1"].clone()
+    rec.outputs["lif1"][10:, :, 3] = False
+    return rec
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(3)
+    return (torch.rand(25, 15, 12, generator=g) < 0.35).double(), torch.arange(15) % 4
+
+
+@pytest.mark.parametrize("profile", ["exact", "float32"])
+def test_streamed_equals_unstreamed(data, profile):
+    """The JSON result (timings aside) is identical for batches of 1, 7 and all 15 samples — passing backends,
+    a planted reset divergence (explained on re-run), a float32 run, and a custom runner."""
+    from snnbridge.validation import BackendSpec
+
+    x, y = data
+    specs = ["reference", "snntorch", "norse", "reference@reset=subtract", "reference@float32",
+             BackendSpec("planted", runner=planted)]
+    docs = {bs: timeless(conform(mlp(), x, specs, profile=profile, labels=y, batch_size=bs).to_dict())
+            for bs in (None, 1, 7)}
+    assert docs[1] == docs[None] and docs[7] == docs[None]
+    b = {d["name"]: d for d in docs[None]["backends"]}
+    assert b["reference@reset=subtract"]["classification"] == "reset"
+    assert b["planted"]["first_divergent_node"] == "lif1" and b["snntorch"]["status"] == "pass"
+
+
+def test_first_batch_kept_for_figures(data, tmp_path):
+    x, y = data
+    r = conform(mlp(), x, ["reference", "reference@reset=subtract"], labels=y, batch_size=4)
+    assert r.meta["samples"] == 15 and r.inputs.shape[1] == 4
+    assert r.yardstick.recording.batch_size == 4 and r.backends["reference"].recording.batch_size == 4
+    assert len(r.yardstick.predictions) == 15
+    pytest.importorskip("matplotlib")
+    from snnbridge.validation.report import write_report
+
+    paths = write_report(r, tmp_path / "rep")
+    assert paths.html.exists()
+
+
+def test_source_batches_do_not_depend_on_the_split():
+    images = torch.rand(9, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    src = EncodedImages(images, T=6, seed=2)
+    whole = src.batch(0, 9)
+    assert whole.shape == (6, 9, 1, 4, 4) and set(whole.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(torch.cat([src.batch(0, 4), src.batch(4, 5), src.batch(5, 9)], 1), whole)
+    assert torch.equal(src.shard(3, 7).batch(4, 6), whole[:, 4:6])
+    d = resolve("digits", DataRequest((1, 8, 8), samples=5, T=4))
+    assert d.samples == 5 and d.x.shape == (4, 5, 1, 8, 8) and torch.equal(d.source.batch(2, 4), d.x[:, 2:4])
+
+
+def test_exact_sum_is_order_free():
+    vals = [1e16, 1.0, -1e16, 1e-3, 3.3, 0.1] * 50
+    a, b, c = ExactSum(), ExactSum(), ExactSum()
+    a.add_many(vals)
+    b.add_many(reversed(vals))
+    c.add_many(vals[:100])
+    rest = ExactSum()
+    rest.add_many(vals[100:])
+    c.merge(rest)
+    assert a.value() == b.value() == c.value() == math.fsum(vals)  # exact, unlike sum() (220.05 vs 199.4)
+
+
+def test_graph_prepared_once(monkeypatch, data):
+    """One prepare per check (every backend gets the prepared FlatGraph); counted at every module that calls it."""
+    import snnbridge.backends.base as base
+    import snnbridge.bridge.executor as executor
+    import snnbridge.bridge.graph as graph_mod
+    import snnbridge.validation.conformance as conformance
+
+    calls = []
+    original = graph_mod.prepare
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    for mod in (graph_mod, conformance, base, executor):
+        monkeypatch.setattr(mod, "prepare", counting)
+    x, y = data
+    r = conform(mlp(), TensorSource(x), ["reference", "snntorch", "norse", "snntorch@device=cpu"], labels=y,
+                batch_size=5)
+    assert r.passed and len(calls) == 1
+    calls.clear()
+    conform(mlp(), x, ["reference", "reference@reset=subtract"], labels=y)
+    assert len(calls) >= 2  # a different semantics is another graph (and explaining it re-runs reset variants)
