@@ -3,6 +3,13 @@
 Feed-forward graphs run layer by layer (each stateless node once over all
 ``T·B`` frames, each neuron node as a loop over ``T``); graphs with recurrent
 edges run step by step.  Both orders compute the same values.
+
+``strategy`` selects how a feed-forward graph is evaluated (:data:`~snnbridge.bridge.sparse.STRATEGIES`):
+``dense`` (default) is the node-by-node arithmetic every torch adapter shares (dense BLAS/oneDNN kernels);
+``fused`` keeps the dense kernels and fuses each neuron's update over time (same values);
+``auto`` also replaces a synaptic layer by event-driven additions where its measured input density makes
+that cheaper, and ``event`` wherever possible (:mod:`snnbridge.bridge.sparse`).  Event-driven sums add the
+same terms in another order, so membranes may differ from ``dense`` in the last bits.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph, prepare
 from snnbridge.bridge.inputs import Inputs
 from snnbridge.bridge.recording import Recording
+from snnbridge.bridge.sparse import STRATEGIES, CostModel, FastWalk, LayerStats
 from snnbridge.bridge.walk import run_graph, spike_valued
 
 __all__ = ["ReferenceExecutor", "run_reference", "spike_valued"]
@@ -113,6 +121,10 @@ class ReferenceExecutor:
         dt, reset, integration: override what the graph's metadata says (or the defaults).
         dtype: ``torch.float64`` (bit-reproducible reference) or ``torch.float32``.
         device: torch device.
+        strategy: ``"dense"`` (default: today's arithmetic, shared with the torch adapters), ``"fused"``,
+            ``"auto"`` (event-driven where the input is sparse) or ``"event"``; see the module doc.
+        chunk: steps per chunk for which ``auto`` measures the density and picks a method (default: all).
+        cost: the :class:`~snnbridge.bridge.sparse.CostModel` behind ``auto``'s choices.
 
     Example:
         >>> ex = ReferenceExecutor("model.nir", dtype=torch.float64)
@@ -124,7 +136,10 @@ class ReferenceExecutor:
 
     def __init__(self, graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = None,
                  reset: str | None = None, integration: str | None = None,
-                 dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> None:
+                 dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu", strategy: str = "dense",
+                 chunk: int | None = None, cost: CostModel | None = None) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         if isinstance(graph, (str, Path)):
             from snnbridge.bridge.io import read_graph
 
@@ -138,6 +153,8 @@ class ReferenceExecutor:
         self.dtype = dtype
         self.device = torch.device(device)
         self._nodes = {n: _Node(self.graph, n, dtype, self.device) for n in self.graph.order}
+        self.strategy = strategy
+        self._walk = None if strategy == "dense" else FastWalk(self.graph, self._nodes, strategy, dtype, chunk, cost)
 
     @property
     def semantics(self) -> sem.Semantics:
@@ -150,7 +167,14 @@ class ReferenceExecutor:
             record: node names to keep (default: all).
             membranes: also keep neuron membranes (pre-reset).
         """
-        return run_graph(self.graph, self._nodes, inputs, record, membranes, self.dtype, self.device, self.name)
+        return run_graph(self.graph, self._nodes, inputs, record, membranes, self.dtype, self.device, self.name,
+                         layerwise=self._walk)
+
+    @property
+    def last_stats(self) -> dict[str, LayerStats]:
+        """Per synaptic node, what the last feed-forward run did (methods, densities, operations); empty for
+        ``strategy="dense"`` and recurrent graphs."""
+        return dict(self._walk.stats) if self._walk is not None else {}
 
 
 def run_reference(graph, inputs: Inputs, dtype: torch.dtype = torch.float64, **kwargs) -> Recording:

@@ -9,7 +9,7 @@ edges step by step; both orders follow :mod:`snnbridge.bridge.semantics`
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 import torch
 
@@ -71,10 +71,13 @@ def add_all(xs: list[torch.Tensor]) -> torch.Tensor:
 
 
 def run_graph(fg: FlatGraph, runners: Mapping[str, NodeRunner], inputs: Inputs, record: Iterable[str] | None,
-              membranes: bool, dtype: torch.dtype, device: torch.device | str, backend: str) -> Recording:
+              membranes: bool, dtype: torch.dtype, device: torch.device | str, backend: str,
+              layerwise: Callable | None = None) -> Recording:
     """Check ``inputs`` ``[T, B, *shape]``, walk the graph with ``runners`` and return the :class:`Recording`.
 
     ``record`` limits the kept nodes (default: all); ``membranes`` keeps neuron membranes too.
+    ``layerwise`` replaces the layer-by-layer walk of feed-forward graphs (same signature as
+    :func:`_layerwise`; the reference executor's event-driven walk, :mod:`snnbridge.bridge.sparse`).
     """
     record = None if record is None else list(record)
     limits.check_run_inputs(fg, inputs, dtype, membranes, record, backend)  # before anything is allocated
@@ -88,8 +91,8 @@ def run_graph(fg: FlatGraph, runners: Mapping[str, NodeRunner], inputs: Inputs, 
         if fg.is_recurrent:
             outs, mems = _stepwise(fg, runners, xs, keep, membranes, dtype, device)
         else:
-            outs, mems = _layerwise(fg, runners, xs, keep, membranes)
-    outs = {k: (v > 0.5 if flags[k] else v) for k, v in outs.items()}
+            outs, mems = (layerwise or _layerwise)(fg, runners, xs, keep, membranes)
+    outs = {k: (v > 0.5 if flags[k] and v.dtype != torch.bool else v) for k, v in outs.items()}
     return Recording(outs, mems, {n: fg.type_of(n) for n in fg.order}, fg.semantics.dt, backend, list(fg.order))
 
 
