@@ -85,6 +85,15 @@ def test_first_batch_kept_for_figures(data, tmp_path):
 
     paths = write_report(r, tmp_path / "rep")
     assert paths.html.exists()
+    # a divergence that first shows after the kept batch: the figures fall back to a kept sample
+    from snnbridge.validation import BackendSpec
+
+    x2 = x.clone()
+    x2[:, :4] = 0  # silent first batch: nothing for the planted runner to drop there
+    r2 = conform(mlp(), x2, ["reference", BackendSpec("planted", runner=planted)], batch_size=4)
+    fd = r2.backends["planted"].first_divergence
+    assert fd is not None and fd.sample >= 4
+    assert write_report(r2, tmp_path / "rep2").html.exists()
 
 
 def test_source_batches_do_not_depend_on_the_split():

@@ -86,8 +86,8 @@ def choose_focus(result: ConformanceResult, node: str | None = None, sample: int
         if origins:
             b = origins[0][1]
             node = b.first_divergent_node
-            if sample is None and b.first_divergence is not None:
-                sample = b.first_divergence.sample
+            if sample is None and b.first_divergence is not None and b.first_divergence.sample < ref.batch_size:
+                sample = b.first_divergence.sample  # a streamed check keeps its first batch's recordings only
         else:
             neurons = [n for n in fg.order if ex.threshold_of(fg, n) is not None and ref[n].dtype == torch.bool]
             spiking = [n for n in fg.order if ref[n].dtype == torch.bool and n not in fg.inputs]
