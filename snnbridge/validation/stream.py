@@ -284,7 +284,7 @@ class NodeAcc:
 
     def result(self, fg, steps: int, samples: int, atol_of):
         """The :class:`~snnbridge.validation.conformance.NodeResult` of all samples (explanation still to come)."""
-        from snnbridge.validation.conformance import NodeResult
+        from snnbridge.validation.results import NodeResult
 
         res = NodeResult(self.name, fg.type_of(self.name), self.spiking, self.shape)
         if not self.compared:
