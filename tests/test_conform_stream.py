@@ -81,6 +81,7 @@ def test_first_batch_kept_for_figures(data, tmp_path):
     assert r.yardstick.recording.batch_size == 4 and r.backends["reference"].recording.batch_size == 4
     assert len(r.yardstick.predictions) == 15
     pytest.importorskip("matplotlib")
+    pytest.importorskip("jsonschema")  # the report validates its JSON (the GPU machine has neither)
     from snnbridge.validation.report import write_report
 
     paths = write_report(r, tmp_path / "rep")
