@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 # torch/torchvision are pinned to the builds this project is tested with (pip takes them from the local
 # wheel store here; elsewhere from PyPI). numpy < 2.4 because Brian2 2.9.0 fails to import with 2.4.
+# .[dev] includes [all]: every simulator but Sinabs, Nengo and Spyx (jax/flax) among them; Sinabs comes --no-deps.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
