@@ -109,3 +109,29 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown preset 'nope'" in err and "not found under --data-dir" in err and "Traceback" not in err
     assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_limited_backends_run_the_references_encoded_samples():
+    """A backend limited to fewer test samples runs the very samples the reference ran (same batch boundaries:
+    a Bernoulli draw for 7 images is not the first 7 of a draw for 10), so 'agreement' compares like with like."""
+    import torch
+
+    from snnbridge.data.digits import load_digits
+    from snnbridge.models import Network
+    from snnbridge.models.encoders import bernoulli
+    from snnbridge.reproduce.evaluate import evaluate_backends
+
+    _, _, x, y = load_digits()
+    x, y = x[:12], y[:12]
+    torch.manual_seed(0)
+    net = Network(structure="Input-16-10", input_shape=(1, 8, 8), threshold=0.3, threshold_compare="inclusive")
+    calls = []
+
+    def make(i: int, j: int) -> torch.Tensor:
+        calls.append((i, j))
+        return bernoulli(x[i:j], 6, seed=100 + i)
+
+    ev = evaluate_backends(net, make, y, ("reference", "snntorch"), {"reference": None, "snntorch": 7}, batch_size=5)
+    assert calls == [(0, 5), (5, 10), (10, 12), (0, 5), (5, 10)]
+    assert ev["backends"]["snntorch"]["samples"] == 7
+    assert ev["backends"]["snntorch"]["agreement"] == 1.0

@@ -53,7 +53,9 @@ def evaluate_backends(network: Network, make: Batches, labels: torch.Tensor, bac
                       hidden_samples: int = 0) -> dict:
     """Run the SNN ``network`` on each backend in ``backends`` through its NIR graph.
 
-    ``limits``: test samples per backend (``None``: all of ``labels``).  Returns ``{"nir": path,
+    ``limits``: test samples per backend (``None``: all of ``labels``); ``make(i, j)`` encodes samples ``i..j``
+    ``[T, j - i, ...]`` and is always called with the same batch boundaries, so that a backend limited to fewer
+    samples runs exactly the reference's first encoded samples.  Returns ``{"nir": path,
     "backends": {name: {"status", "accuracy", "samples", "seconds", "agreement", "cost"}}, "hidden": rates}``
     where ``agreement`` is the fraction of samples predicted like the reference and ``hidden`` the reference's
     firing rates ``[hidden_samples, n]`` of the last hidden spiking layer (for t-SNE).
@@ -80,8 +82,10 @@ def evaluate_backends(network: Network, make: Batches, labels: torch.Tensor, bac
             sim = get(name).compile(graph, dtype=dtype)
             ps, cost_rows = [], []
             for i in range(0, n, batch_size):
-                j = min(n, i + batch_size)
-                rec = sim.run(make(i, j))
+                # the reference's batch boundaries, cut to this backend's limit: every backend sees the very same
+                # encoded samples (a Bernoulli draw for 20 images differs from the first 20 of a draw for 100)
+                j_all, j = min(len(labels), i + batch_size), min(n, i + batch_size)
+                rec = sim.run(make(i, j_all)[:, :j - i])
                 ps.append(rate_predictions(rec["output"]))
                 if c is not None:
                     cost_rows.append((j - i, c.costs_table_row(c.recorded_costs(fg, rec))))
