@@ -109,7 +109,7 @@ def test_conv_if_spikes_identical(conv):
                   (c_in, h, h), (c_out, ho, ho), Semantics(dt=1e-3))
     for density, dtype in ((0.0, torch.float64), (0.03, torch.float32), (0.03, torch.float64),
                            (0.3, torch.float32), (1.0, torch.float64)):
-        _check(graph, _spikes((c_in, h, h), density, seed=int(density * 100) + k), dtype)
+        _check(graph, _spikes((c_in, h, h), density, T=8, B=2, seed=int(density * 100) + k), dtype)
 
 
 @pytest.mark.parametrize("reset,dtype", [("zero", torch.float32), ("subtract", torch.float64), ("none", torch.float32)])
@@ -131,8 +131,7 @@ def test_cnn_pool_dense_stack(reset, dtype):
         ("li", nir.LI(tau=np.full(7, 0.004), r=np.ones(7), v_leak=np.zeros(7))),
     ]
     graph = chain(nodes, (2, h, h), (7,), Semantics(dt=1e-3, reset=reset))
-    for p in (0.02, 0.2):
-        _check(graph, _spikes((2, h, h), p, T=15, seed=7), dtype)
+    _check(graph, _spikes((2, h, h), 0.1, T=10, B=2, seed=7), dtype)
 
 
 def test_node_suite():
@@ -140,7 +139,7 @@ def test_node_suite():
         _check(case.graph, case.inputs, (torch.float64, torch.float32)[i % 2], case.semantics)
 
 
-@pytest.mark.parametrize("key", ["mnist_mlp", "mnist_cnn",
+@pytest.mark.parametrize("key", ["mnist_mlp", pytest.param("mnist_cnn", marks=pytest.mark.slow),
                                  pytest.param("nmnist_mlp", marks=pytest.mark.slow),
                                  pytest.param("cifar10_cnn", marks=pytest.mark.slow),
                                  pytest.param("nmnist_cnn", marks=pytest.mark.slow),
@@ -159,7 +158,7 @@ def test_peer_graphs(stem):
         pytest.skip(f"{path} not available (needs ../shared)")
     fg = prepare(read_graph(path))
     shape = fg.out_shapes[fg.inputs[0]]
-    T, B = (8, 1) if stem == "cnn_sinabs" else (20, 2)
+    T, B = (5, 1) if stem == "cnn_sinabs" else (12, 2)
     for p, dtype in ((0.02, torch.float64), (0.3, torch.float32)):
         x = _spikes(shape, p, T=T, B=B, seed=3)
         if stem == "lif_norse":
@@ -215,6 +214,22 @@ def test_conv_neuron_fusion_only_when_unrecorded():
     assert ex.last_stats["conv"].methods == ["event"]
 
 
+def test_fused_conv_events_in_chunks_of_steps(monkeypatch):
+    """Many events: the conv → neuron path builds its segments a few steps at a time (bounded memory)."""
+    from snnbridge.bridge import sparse
+
+    monkeypatch.setattr(sparse, "EVENT_ROWS", 40)
+    graph = chain([("conv", _conv(4, 2, 3, scale=3.0)), ("if", _if((4, 10, 10), thr=0.7)),
+                   ("c2", _conv(3, 4, 3, stride=2, pad=1, seed=2, scale=3.0, h=10, w=10)), ("n2", _if((3, 5, 5), 0.7))],
+                  (2, 10, 10), (3, 5, 5), Semantics(dt=1e-3))
+    x = _spikes((2, 10, 10), 0.1, T=12, B=3)
+    ref = ReferenceExecutor(graph, strategy="dense").run(x, record=["output"], membranes=False)
+    ex = ReferenceExecutor(graph, strategy="event")
+    rec = ex.run(x, record=["output"], membranes=False)
+    assert ex.last_stats["conv"].methods == ["event+neuron"]
+    assert torch.equal(rec["output"], ref["output"])
+
+
 def test_default_is_dense_and_bad_strategy_is_refused():
     graph = chain([("fc", nir.Linear(weight=np.eye(3))), ("lif", _lif(3))], (3,), (3,))
     assert ReferenceExecutor(graph).strategy == "dense"
@@ -242,7 +257,7 @@ def test_membranes_and_spikes_with_float_inputs():
 
 
 MEMORY_SCRIPT = textwrap.dedent("""
-    import resource, sys, torch
+    import os, sys, threading, time, torch
     sys.path.insert(0, {root!r})
     from tests.test_executor_sparse import _conv, _if, _spikes
     from snnbridge.bridge import ReferenceExecutor
@@ -254,24 +269,34 @@ MEMORY_SCRIPT = textwrap.dedent("""
                ("c2", _conv(16, 16, 3, h=16, w=16, scale=3.0)), ("n2", _if((16, 16, 16), 0.7))],
               (2, h, h), (16, 16, 16), Semantics(dt=1e-3))
     x = _spikes((2, h, h), 0.01, T=40, B=25).float()
-    dense = ReferenceExecutor(g, dtype=torch.float32, strategy="dense")
-    fast = ReferenceExecutor(g, dtype=torch.float32, strategy="auto")
-    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    base = peak()
-    out_d = dense.run(x, record=["output"], membranes=False)["output"]
-    after_dense = peak()
-    out_f = fast.run(x, record=["output"], membranes=False)["output"]
-    after_fast = peak()
-    assert torch.equal(out_d, out_f)
-    print(after_dense - base, after_fast - after_dense)
+    ex = ReferenceExecutor(g, dtype=torch.float32, strategy={strategy!r})
+    ex.run(x[:2], record=["output"], membranes=False)  # warm: lazy imports, tables
+    page = os.sysconf("SC_PAGE_SIZE")
+    rss = lambda: int(open("/proc/self/statm").read().split()[1]) * page
+    base, peak, done = rss(), [0], []
+    def watch():
+        while not done:
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.0005)
+    th = threading.Thread(target=watch)
+    th.start()
+    ex.run(x, record=["output"], membranes=False)
+    done.append(1)
+    th.join()
+    print((max(peak[0], rss()) - base) // 1024)
 """)
 
 
-def test_event_path_needs_no_more_memory_than_dense():
-    """The high-water mark (ru_maxrss, KiB) set by the dense run is not raised by the event-driven run."""
-    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(root=str(ROOT))], capture_output=True,
-                         text=True, timeout=120, cwd=ROOT)
+def _peak_kib(strategy: str) -> int:
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(root=str(ROOT), strategy=strategy)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    dense_kib, extra_kib = map(int, out.stdout.split())
-    assert dense_kib > 10_000  # the dense run held its [T·B, 16, 16, 16] float tensors
-    assert extra_kib < 0.25 * dense_kib, (dense_kib, extra_kib)
+    return int(out.stdout.split()[-1])
+
+
+def test_event_path_needs_no_more_memory_than_dense():
+    """Resident memory (KiB) a run adds on top of the process's (sampled), each strategy in a fresh process:
+    the event-driven run (bool spikes, events fused into the membranes) needs less than the dense one."""
+    dense, fast = _peak_kib("dense"), _peak_kib("auto")
+    assert dense > 10_000  # the dense run holds its [T·B, 16, 16, 16] float tensors
+    assert fast < 0.85 * dense, (dense, fast)

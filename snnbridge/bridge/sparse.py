@@ -531,14 +531,25 @@ def _scalar(t: torch.Tensor | None) -> float | None:
     return float(v) if bool((t == v).all()) else None
 
 
+EVENT_ROWS = 1 << 20
+"""Segment rows (events × kernel rows) built at once by the fused conv → neuron path: bounds its memory."""
+
+
 @dataclass
 class EventDrive:
-    """A Conv2d's output not materialised: its event segments (:meth:`SynapticLayer.segments`) and bias,
-    added into the membrane step by step by :func:`fused_neuron`."""
+    """A Conv2d's output not materialised: its input ``x [T·B, C_in, H, W]`` and bias; :func:`fused_neuron` builds
+    the event segments (:meth:`SynapticLayer.segments`) ``steps`` steps at a time and adds them into the
+    membrane step by step."""
 
     layer: SynapticLayer
-    segs: list
+    x: torch.Tensor
     bias: torch.Tensor | None
+    stats: LayerStats
+    steps: int
+
+    def segments(self, t0: int, t1: int, B: int) -> list[tuple]:
+        """The segments of steps ``t0 .. t1-1`` (frames counted from ``t0·B``)."""
+        return self.layer.segments(self.x[t0 * B:t1 * B], self.stats)
 
 
 def _reset_fast(v: torch.Tensor, s_f: torch.Tensor, keep_f: torch.Tensor | None, reset: str, thr, v_reset) -> None:
@@ -617,8 +628,7 @@ def fused_neuron(node, x: torch.Tensor | EventDrive, T: int, B: int, want_v: boo
         v = vbuf if uniform else v_log  # uniform constants: update the whole padded buffer (contiguous)
         views = [lay._seg_view(vbuf, m) for m in range(Lx)]
         per_step = B * Hp * Wp // Lx
-        steps = torch.arange(T + 1, device=dev) * B
-        cuts = [torch.searchsorted(f, steps).mul_(Ly).tolist() for f, _, _, _ in x.segs]
+        K = x.steps
         bias = None if x.bias is None else (x.bias if uniform else x.bias.reshape(-1, 1, 1))
         S_cl = torch.empty((T, B, Ho, Wo, C), dtype=torch.bool, device=dev) if spiking else None
         V_cl = torch.empty((T, B, Ho, Wo, C), dtype=dtype, device=dev) if (want_v or not spiking) else None
@@ -636,10 +646,15 @@ def fused_neuron(node, x: torch.Tensor | EventDrive, T: int, B: int, want_v: boo
         if events:
             if bias is not None:
                 v.add_(bias)
-            for (_, rows, taps, vals), cut, view in zip(x.segs, cuts, views):
-                a, b = cut[t], cut[t + 1]
+            if t % K == 0:  # the next chunk's events
+                t0 = t
+                segs = x.segments(t, min(T, t + K), B)
+                steps = torch.arange(min(T, t + K) - t + 1, device=dev) * B
+                cuts = [torch.searchsorted(f, steps).mul_(Ly).tolist() for f, _, _, _ in segs]
+            for (_, rows, taps, vals), cut, view in zip(segs, cuts, views):
+                a, b = cut[t - t0], cut[t - t0 + 1]
                 if b > a:
-                    view.index_add_(0, rows[a:b] - t * per_step,
+                    view.index_add_(0, rows[a:b] - (t - t0) * per_step,
                                     lay.seg_src(taps[a:b], None if vals is None else vals[a:b]))
             if V is not None:
                 V[t].copy_(v_log)
@@ -727,9 +742,12 @@ class FastWalk:
     def _materialise(self, e: EventDrive, T: int, B: int) -> torch.Tensor:
         lay = e.layer
         Ly, Lx, Hp, Wp, _ = lay._seg
-        buf = torch.zeros((T * B, Hp, Wp, lay.out_shape[0]), dtype=self.dtype, device=e.segs[0][1].device)
-        for m, (_, rows, taps, vals) in enumerate(e.segs):
-            lay._seg_view(buf, m).index_add_(0, rows, lay.seg_src(taps, vals))
+        buf = torch.zeros((T * B, Hp, Wp, lay.out_shape[0]), dtype=self.dtype, device=e.x.device)
+        for t0 in range(0, T, e.steps):
+            t1 = min(T, t0 + e.steps)
+            part = buf[t0 * B:t1 * B]
+            for m, (_, rows, taps, vals) in enumerate(e.segments(t0, t1, B)):
+                lay._seg_view(part, m).index_add_(0, rows, lay.seg_src(taps, vals))
         out = lay._crop(buf)
         return out + e.bias.reshape(-1, 1, 1) if e.bias is not None else out
 
@@ -773,10 +791,13 @@ class FastWalk:
                     if how == "event":
                         st.methods.append("event+neuron")
                         st.density.append(density)
-                        segs = layer.segments(x, st)
+                        if not hasattr(layer, "_seg"):
+                            layer._segments_setup(x.device)
+                        rows = density * x.numel() * layer._seg[0]
+                        steps = T if rows <= EVENT_ROWS else max(1, int(T * EVENT_ROWS // rows))
                         if layer.bias is not None:
                             st.adds += T * B * layer.n_out
-                        y = EventDrive(layer, segs, layer.bias)
+                        y = EventDrive(layer, x, layer.bias, st, steps)
                 if y is None:
                     y = layer.run(x, self.strategy, T, B, self.chunk, st)
             elif node.neuron and fused_ok(node):
