@@ -230,3 +230,28 @@ class SpikingJellyBackend(TorchGraphBackend):
             if fg.type_of(name) == "Threshold":
                 uniform(fg.nodes[name].threshold, name, "threshold", "threshold")
         return fg
+
+    # ------------------------------------------------------ native models (snnbridge.backends.spikingjelly_native)
+    def from_native(self, module, input_shape, dt: float = 1e-3) -> nir.NIRGraph:
+        """The NIR graph stepping exactly as the SpikingJelly ``module`` (see
+        :func:`~snnbridge.backends.spikingjelly_native.from_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.spikingjelly_native import from_native
+
+        return from_native(module, input_shape, dt=dt)
+
+    def to_native(self, graph, dt: float | None = None, **options):
+        """A trainable module of real SpikingJelly layers realising the chain ``graph`` (see
+        :func:`~snnbridge.backends.spikingjelly_native.to_native`; option ``step_mode='s'`` or ``'m'``)."""
+        self.ensure_available()
+        from snnbridge.backends.spikingjelly_native import to_native
+
+        return to_native(graph, dt=dt, **options)
+
+    def run_native(self, module, inputs, dtype: torch.dtype = torch.float64, dt: float | None = None):
+        """Run the SpikingJelly ``module`` as SpikingJelly does on ``[T, B, *input_shape]`` (see
+        :func:`~snnbridge.backends.spikingjelly_native.run_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.spikingjelly_native import run_native
+
+        return run_native(module, inputs, dtype=dtype, dt=1e-3 if dt is None else dt)
