@@ -586,3 +586,119 @@ def test_options_float32_flips_only_at_the_threshold():
         assert got["a"].dtype == torch.bool and got.membranes["a"].dtype == torch.float32
         n = _float32_check(got, ref64, {"a": 1.0, "b": 1.0}, rel=2 * torch.finfo(torch.float32).eps)
         print(f"float32 {reset}/{timing}: {n} of {int(ref64['a'].sum() + ref64['b'].sum())} spikes differ")
+
+
+# --------------------------------------------------------------------------- package layout, patches, auto target
+
+
+def test_deprecated_module_is_an_alias_of_the_package():
+    import snnbridge.backends.brian2_backend as old
+    from snnbridge.backends.brian2 import backend
+
+    assert old.Brian2Backend is backend.Brian2Backend and old.Brian2Simulation is backend.Brian2Simulation
+    assert type(get("brian2")) is backend.Brian2Backend
+
+
+def test_patches_version_guard():
+    from snnbridge.backends.brian2 import patches
+
+    assert patches.is_checked()  # the installed Brian2 is one the patches were read against
+    assert patches.is_checked("2.9.3") and not patches.is_checked("2.10.0") and not patches.is_checked("3.0")
+    patches.require("anything")  # no error on the installed version
+    with pytest.raises(patches.Brian2VersionError, match=r"Brian2 3\.0\.1.*2\.9"):
+        patches.require("carrying spikes", version="3.0.1")
+    assert not patches.enabled("3.0.1")
+
+
+def test_write_only_rewrites_only_the_result_files(tmp_path):
+    from snnbridge.backends.brian2 import patches
+
+    src = ('void _write_arrays()\n{\n  outfile.open(results_dir + "_array_sm_i_1", std::ios::out);\n'
+           '  outfile.open(results_dir + "_dynamic_array_syn_w", std::ios::out);\n}\n\nvoid _dealloc_arrays()\n{}\n')
+    f = tmp_path / "objects.cpp"
+    f.write_text(src)
+    assert patches.write_only(f, ["_array_sm_i_1"])
+    out = f.read_text()
+    assert 'results_dir + "_array_sm_i_1"' in out and "_dynamic_array_syn_w" not in out
+    assert out.count('std::string("/dev/null")') == 1 and out.endswith("void _dealloc_arrays()\n{}\n")
+    g = tmp_path / "other.cpp"
+    g.write_text("int main() {}\n")  # not Brian2's layout: left as it is
+    assert not patches.write_only(g, []) and g.read_text() == "int main() {}\n"
+
+
+def test_public_fallbacks_give_the_same_result(monkeypatch):
+    """With the patches off (SNNBRIDGE_BRIAN2_PATCHES=0, what an unchecked Brian2 version gets) runs still match."""
+    from snnbridge.backends.brian2 import patches
+
+    monkeypatch.setenv(patches.ENV_VAR, "0")
+    assert not patches.enabled()
+    case = next(c for c in CASES if c.name == "recurrent_lif_subtract")
+    sim = get("brian2").compile(case.graph, target="numpy", **case.semantics)
+    for x in (case.inputs, case.inputs.flip(1)):  # the second run regenerates the code (no reuse patch)
+        assert_same(sim.run(x), reference(case.graph, x, **case.semantics))
+
+
+def test_auto_target_is_numpy_on_a_cold_cache_and_cython_once_compiled(tmp_path):
+    from snnbridge.backends.brian2.backend import choose_target, cython_available
+
+    case = next(c for c in CASES if c.name == "lif_zero")
+    sim = get("brian2").compile(case.graph, cache_dir=tmp_path, **case.semantics)
+    assert sim.target == "auto"
+    ref = reference(case.graph, case.inputs, **case.semantics)
+    assert_same(sim.run(case.inputs), ref)
+    assert sim.last_target == "numpy"  # nothing compiled in this cache yet
+    assert choose_target("cython", False) == "cython" and choose_target("numpy", True) == "numpy"
+    if not cython_available():
+        return
+    assert choose_target("auto", True) == "cython"
+    # a cython run of the same structure (other weights: constants are arrays) warms the cache for it
+    other = get("brian2").compile(case.graph, target="cython", cache_dir=tmp_path, **case.semantics)
+    assert_same(other.run(case.inputs), ref)
+    again = get("brian2").compile(case.graph, cache_dir=tmp_path, **case.semantics)
+    assert_same(again.run(case.inputs), ref)
+    assert again.last_target == "cython"
+
+
+def test_memory_is_decided_before_building():
+    from snnbridge.bridge import limits
+
+    case = table1_case("mnist_mlp", "lif", "zero", T=4, B=6)
+    sim = get("brian2").compile(case.graph, target="numpy", input_projection="synapses", **case.semantics)
+    per_copy = sim.memory_estimate(sim.layout(4, 1), v_neurons=0)
+    assert per_copy > sim.plan.synapses_per_copy() * 8  # at least the weights and indices
+    with limits.memory_budget(int(per_copy * 2.5)):
+        assert sim.layout(4, 6).copies == 2  # the budget, not the synapse count, limits the copies
+        rec, ref = sim.run(case.inputs), reference(case.graph, case.inputs, **case.semantics)
+        assert sim.last_layout.rounds == 3
+        assert_same(rec, ref)
+    with limits.memory_budget(per_copy // 2), pytest.raises(limits.ResourceLimitError, match="synapses"):
+        sim.run(case.inputs)
+
+
+def test_a_graph_over_the_memory_budget_is_refused_before_composing():
+    """The largest map is sized from the declared shapes (``map_size``) before anything is allocated."""
+    from snnbridge.backends.brian2.plan import linear_map, map_size
+    from snnbridge.bridge import limits
+
+    case = table1_case("mnist_cnn", "if", "zero", T=2, B=1)
+    fg = prepare(case.graph, **case.semantics)
+    for name in fg.order:
+        if fg.type_of(name) in ("Conv2d", "Affine", "SumPool2d", "AvgPool2d"):
+            args = (fg.nodes[name], fg.in_shapes[name], fg.out_shapes[name])
+            assert map_size(*args) == linear_map(*args)[0].nnz, name  # exact for these random weights
+    with limits.memory_budget("20MB"), pytest.raises(limits.ResourceLimitError, match="conv3.*memory budget"):
+        get("brian2").compile(case.graph, target="numpy", **case.semantics)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["cifar10_cnn", "dvscifar10_cnn"])
+def test_table1_full_size_cifar_cnns_within_8gb(key):
+    """The full-size CIFAR10 (3x32x32) and DVS-CIFAR10 (2x42x42) CNNs, ~36-54 M synapses: spike-exact."""
+    from snnbridge.bridge import limits
+
+    case = table1_case(key, "lif", "zero", T=3, B=1)
+    with limits.memory_budget("8GiB"):
+        rec = brian2(case.graph, case.inputs, membranes=False, **case.semantics)
+    ref = ReferenceExecutor(case.graph, **case.semantics).run(case.inputs, membranes=False)
+    for name in ref.spiking_nodes:
+        assert torch.equal(rec[name], ref[name]), name

@@ -1,7 +1,7 @@
 """Turn a :class:`~snnbridge.backends.brian2.plan.Plan` into Brian2 objects, for any device.
 
 Schedule (all inside Brian2's ``synapses`` slot, one ``order`` number each, targets in
-``FlatGraph.order``; see the module docstring of :mod:`snnbridge.backends.brian2_backend`)::
+``FlatGraph.order``; see the module docstring of :mod:`snnbridge.backends.brian2.backend`)::
 
     start       round reset (v, isyn <- 0 every `steps` steps, only with several rounds); analog inputs x <- x[t]
     thresholds  spike inputs fire where x[t] > 0.5
@@ -71,6 +71,8 @@ class Built:
     monitor sees the membrane compared with the threshold and the spikes of the step."""
     input_arrays: dict[str, str] = field(default_factory=dict)
     """analog Input node -> name of the TimedArray holding its values."""
+    stored: set[str] = field(default_factory=set)
+    """Names of the network's objects when its initial state was stored (objects added later are not restored)."""
 
 
 class Names:
@@ -139,73 +141,138 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
     ``plasticity`` adds ``model`` / ``on_pre`` / ``on_post`` / ``namespace`` to the Synapses of a
     ``(source node, target node)`` pair (its ``on_post`` runs right after the target's threshold).
     """
-    import brian2 as b2
-    from brian2.utils.logger import BrianLogger
+    builder = _Builder(plan, layout, dt, input_spiking, names or Names(), native, plasticity)
+    builder.add_inputs()
+    targets = [builder.add_target(g) for g in plan.sinks]  # every group exists before any Synapses
+    for target in targets:
+        builder.schedule(target, spike_nodes, v_nodes)
+    builder.check_plasticity_used()
+    return builder.finish()
 
-    BrianLogger.suppress_name("only_threshold")  # Threshold/no-reset groups have a threshold but no reset on purpose
-    names = names or Names()
-    plasticity = dict(plasticity or {})
-    second = b2.second
-    clock_dt = dt * second
-    n_cp = layout.copies
-    built = Built(net=None, duration_steps=layout.total_steps)
-    objects: list = []
-    timed = built.timed
 
-    def timed_array(name: str, ncols: int | None) -> object:
-        if ncols is None:
-            vals = np.zeros(layout.total_steps)
-        else:
-            vals = np.zeros((layout.total_steps, ncols))
-        ta = b2.TimedArray(vals, dt=clock_dt, name=name)
-        timed[name] = ta
+@dataclass
+class _Model:
+    """The Brian2 definition of one target group: equations, per-neuron values, update code, threshold, reset."""
+
+    model: list[str]
+    values: dict[str, np.ndarray]
+    code: list[str]
+    namespace: dict[str, object]
+    threshold: str | None
+    reset: str | None
+    use_i_in: bool
+
+
+@dataclass
+class _Target:
+    """A target group created by :meth:`_Builder.add_target`, waiting for :meth:`_Builder.schedule`."""
+
+    spec: GroupSpec
+    group: object
+    model: _Model
+    analog_in: list[Projection]
+    event_in: list[Projection]
+
+
+class _Builder:
+    """The steps of :func:`build`; holds the objects made so far and the ``order`` counter of the schedule."""
+
+    def __init__(self, plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool], names: Names,
+                 native: bool, plasticity: dict[tuple[str, str], dict] | None) -> None:
+        import brian2 as b2
+        from brian2.utils.logger import BrianLogger
+
+        BrianLogger.suppress_name("only_threshold")  # Threshold/no-reset groups have a threshold but no reset
+        self.b2 = b2
+        self.plan, self.layout, self.input_spiking, self.names, self.native = plan, layout, input_spiking, names, native
+        self.plasticity = dict(plasticity or {})
+        self.clock_dt = dt * b2.second
+        # explicitly named clocks: Brian2 names an object's own clock uniquely per process ("g2_clock_1" while an
+        # earlier network lives), and that name is in the generated code, so graphs could not share compiled code
+        self.clock = b2.Clock(dt=self.clock_dt, name="snnbridge_clock")
+        self.round_clock = (b2.Clock(dt=layout.steps * self.clock_dt, name="snnbridge_round_clock")
+                            if layout.rounds > 1 else None)
+        self.n_cp = layout.copies
+        self.built = Built(net=None, duration_steps=layout.total_steps)
+        self.objects: list = []
+        self.gates: dict[int, object] = {}
+        self.order = 0
+        self.post_pathways: list[tuple[str, object]] = []
+
+    def next_order(self) -> int:
+        self.order += 1
+        return self.order
+
+    def timed_array(self, name: str, ncols: int) -> object:
+        """A zero TimedArray ``[total_steps, ncols]`` the simulation fills (kept in ``built.timed``)."""
+        ta = self.b2.TimedArray(np.zeros((self.layout.total_steps, ncols)), dt=self.clock_dt, name=name)
+        self.built.timed[name] = ta
         return ta
 
-    gates: dict[int, object] = {}
+    def gate(self, lag: int) -> object:
+        """The TimedArray that is 1 from step ``lag`` of every round on (lagged inputs of the same sample)."""
+        if lag not in self.gates:
+            self.gates[lag] = self.b2.TimedArray(_gate_values(self.layout, lag), dt=self.clock_dt, name=f"gate{lag}")
+        return self.gates[lag]
 
-    def gate(lag: int) -> object:
-        if lag not in gates:
-            gates[lag] = b2.TimedArray(_gate_values(layout, lag), dt=clock_dt, name=f"gate{lag}")
-        return gates[lag]
+    # ----------------------------------------------------------------- step 1: inputs
+    def add_inputs(self) -> None:
+        """One group per Input node a projection reads: spikes (threshold on the TimedArray, or a
+        SpikeGeneratorGroup in a native network) or analog values (``x`` set from the TimedArray at ``start``)."""
+        b2, plan, names, n_cp = self.b2, self.plan, self.names, self.n_cp
+        used_inputs = {p.src for p in plan.projections if plan.groups[p.src].is_input}
+        for g in plan.groups.values():
+            if not g.is_input or g.node not in used_inputs:
+                continue
+            name = names.input_array(g)
+            if self.native and self.input_spiking[g.node]:
+                grp = b2.SpikeGeneratorGroup(g.size * n_cp, np.zeros(0, dtype=np.int64), np.zeros(0) * b2.second,
+                                             name=names.group(g), clock=self.clock)
+            elif self.input_spiking[g.node]:
+                ta = self.timed_array(name, g.size * n_cp)
+                grp = b2.NeuronGroup(g.size * n_cp, "", threshold=f"{name}(t, i) > 0.5", namespace={name: ta},
+                                     name=names.group(g), clock=self.clock)
+            else:
+                ta = self.timed_array(name, g.size * n_cp)
+                self.built.input_arrays[g.node] = name
+                namespace = {name: ta, "t_in": 0 * b2.second} if self.native else {name: ta}
+                grp = b2.NeuronGroup(g.size * n_cp, "x : 1", namespace=namespace, name=names.group(g),
+                                     clock=self.clock)
+                at = "t - t_in" if self.native else "t"
+                grp.run_regularly(f"x = {name}({at}, i)", when="start", order=0, name=names.operation(g, "in"))
+            self.built.groups[g.node] = grp
+            self.objects.append(grp)
 
-    used_inputs = {p.src for p in plan.projections if plan.groups[p.src].is_input}
-    b2groups: dict[str, object] = {}
-    # ----------------------------------------------------------------- inputs
-    for g in plan.groups.values():
-        if not g.is_input or g.node not in used_inputs:
-            continue
-        name = names.input_array(g)
-        if native and input_spiking[g.node]:
-            grp = b2.SpikeGeneratorGroup(g.size * n_cp, np.zeros(0, dtype=np.int64), np.zeros(0) * second,
-                                         name=names.group(g), dt=clock_dt)
-        elif input_spiking[g.node]:
-            ta = timed_array(name, g.size * n_cp)
-            grp = b2.NeuronGroup(g.size * n_cp, "", threshold=f"{name}(t, i) > 0.5", namespace={name: ta},
-                                 name=names.group(g), dt=clock_dt)
-        else:
-            ta = timed_array(name, g.size * n_cp)
-            built.input_arrays[g.node] = name
-            namespace = {name: ta, "t_in": 0 * second} if native else {name: ta}
-            grp = b2.NeuronGroup(g.size * n_cp, "x : 1", namespace=namespace, name=names.group(g), dt=clock_dt)
-            at = "t - t_in" if native else "t"
-            grp.run_regularly(f"x = {name}({at}, i)", when="start", order=0, name=names.operation(g, "in"))
-        b2groups[g.node] = grp
-        objects.append(grp)
-    # ----------------------------------------------------------------- targets
-    order = 0
-
-    def next_order() -> int:
-        nonlocal order
-        order += 1
-        return order
-
-    many_rounds = layout.rounds > 1
-    pending = []
-    for g in plan.sinks:
-        shape = tuple(plan.graph.in_shapes[g.node])
+    # ----------------------------------------------------------------- step 2: target groups
+    def add_target(self, g: GroupSpec) -> _Target:
+        """The NeuronGroup of target ``g`` with its constants and initial state (not scheduled yet)."""
+        plan, n_cp = self.plan, self.n_cp
         incoming = plan.projections_into(g.node)
-        analog_in = [p for p in incoming if _is_analog(plan, p, input_spiking)]
+        analog_in = [p for p in incoming if _is_analog(plan, p, self.input_spiking)]
         event_in = [p for p in incoming if p not in analog_in]
+        m = self.group_model(g, analog_in, event_in)
+        grp = self.b2.NeuronGroup(g.size * n_cp, "\n".join(m.model), threshold=m.threshold, reset=m.reset,
+                                  namespace=m.namespace, name=self.names.group(g), clock=self.clock)
+        for k, v in m.values.items():
+            setattr(grp, k, np.tile(np.asarray(v, dtype=np.float64), n_cp))
+        if m.use_i_in:
+            grp.I_in = np.tile(g.b0, n_cp)
+        if g.v_init is not None:
+            grp.v = np.tile(g.v_init, n_cp)
+        if g.i_init is not None:
+            grp.isyn = np.tile(g.i_init, n_cp)
+        self.built.groups[g.node] = grp
+        self.objects.append(grp)
+        if self.layout.rounds > 1:
+            clear = ("v = v0" if g.v_init is not None else "v = 0") + (
+                ("\nisyn = i0" if g.i_init is not None else "\nisyn = 0") if g.cuba else "")
+            grp.run_regularly(clear, clock=self.round_clock, when="start", order=1,
+                              name=self.names.operation(g, "round"))
+        return _Target(g, grp, m, analog_in, event_in)
+
+    def group_model(self, g: GroupSpec, analog_in: list[Projection], event_in: list[Projection]) -> _Model:
+        """Equations, per-neuron constants (arrays, never literals), update code, threshold and reset of ``g``."""
+        shape = tuple(self.plan.graph.in_shapes[g.node])
         namespace: dict[str, object] = {}
         model = ["v : 1"]
         terms = []
@@ -216,20 +283,19 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
         if g.folded:
             model.append("Ix : 1")
             terms.append("Ix")
-            namespace[f"ie{g.index}"] = timed_array(f"ie{g.index}", g.size * n_cp)
+            namespace[f"ie{g.index}"] = self.timed_array(f"ie{g.index}", g.size * self.n_cp)
         for m in range(len(analog_in)):
             model.append(f"I_a{m} : 1")
             terms.append(f"I_a{m}")
         drive = terms[0] if len(terms) == 1 else "(" + " + ".join(terms) + ")"
-        code = []
-        if g.folded:
-            code.append(f"Ix = ie{g.index}(t, i)")
+        code = [f"Ix = ie{g.index}(t, i)"] if g.folded else []
         values: dict[str, np.ndarray] = {}
+        threshold = reset = None
         if g.kind == "Threshold":
             code.append(f"v = {drive}")
             model.append("thr : 1 (constant)")
             values["thr"] = g.threshold
-            threshold, reset = f"v {_cmp(g)} thr", None
+            threshold = f"v {_cmp(g)} thr"
         else:
             c = g.coeff
             for k in ("decay", "gain", "bias"):
@@ -241,7 +307,6 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
                 values["syn_gain"] = _per_neuron(c.syn_gain, shape)
                 code.append(f"isyn = syn_decay*isyn + syn_gain*{drive}")
                 drive = "isyn"
-            threshold = reset = None
             code += neuron_update(g, drive)
             if c.spiking:
                 model.append("thr : 1 (constant)")
@@ -268,81 +333,81 @@ def build(plan: Plan, layout: Layout, dt: float, input_spiking: dict[str, bool],
             for lag, b in g.lag_bias.items():
                 model.append(f"bl{lag} : 1 (constant)")
                 values[f"bl{lag}"] = b
-                namespace[f"gate{lag}"] = gate(lag)
+                namespace[f"gate{lag}"] = self.gate(lag)
                 refill += f" + bl{lag}*gate{lag}(t + dt)"
             code.append(refill)
-        grp = b2.NeuronGroup(g.size * n_cp, "\n".join(model), threshold=threshold, reset=reset,
-                             namespace=namespace, name=names.group(g), dt=clock_dt)
-        for k, v in values.items():
-            setattr(grp, k, np.tile(np.asarray(v, dtype=np.float64), n_cp))
-        if use_i_in:
-            grp.I_in = np.tile(g.b0, n_cp)
-        if g.v_init is not None:
-            grp.v = np.tile(g.v_init, n_cp)
-        if g.i_init is not None:
-            grp.isyn = np.tile(g.i_init, n_cp)
-        b2groups[g.node] = grp
-        objects.append(grp)
-        if many_rounds:
-            clear = ("v = v0" if g.v_init is not None else "v = 0") + (
-                ("\nisyn = i0" if g.i_init is not None else "\nisyn = 0") if g.cuba else "")
-            grp.run_regularly(clear, dt=layout.steps * clock_dt, when="start", order=1,
-                              name=names.operation(g, "round"))
-        pending.append((g, grp, code, threshold, reset, analog_in, event_in))
-    # ----------------------------------------------------------------- schedule: every group exists now
-    post_pathways = []
-    for g, grp, code, threshold, reset, analog_in, event_in in pending:
-        for m, p in enumerate(analog_in):  # incoming projections, right before the update
-            syn = _synapses(b2, plan, p, b2groups, n_cp, clock_dt, analog_var=_analog_var(plan, p), target=f"I_a{m}",
-                            name=names.synapses(plan.groups[p.src], g, p.lag), native=native)
-            built.synapses[(p.src, p.dst, p.lag)] = syn
-            syn.summed_updaters[f"I_a{m}_post"].when = "synapses"
-            syn.summed_updaters[f"I_a{m}_post"].order = next_order()
-            objects.append(syn)
-        for p in event_in:
-            late = plan.position(p.src) >= plan.position(p.dst)
-            gated = p.lag > 0 and many_rounds
-            syn = _synapses(b2, plan, p, b2groups, n_cp, clock_dt, delay=p.lag - int(late),
-                            gate_ns={f"gate{p.lag}": gate(p.lag)} if gated else None,
-                            name=names.synapses(plan.groups[p.src], g, p.lag), native=native,
-                            extra=plasticity.pop((p.src, p.dst), None))
-            syn.pre.when = "synapses"
-            syn.pre.order = next_order()
-            if "post" in syn._synaptic_updaters:
-                post_pathways.append((p.dst, syn))
-            built.synapses[(p.src, p.dst, p.lag)] = syn
-            objects.append(syn)
-        grp.run_regularly("\n".join(code), when="synapses", order=next_order(), name=names.operation(g, "update"))
-        if threshold is not None:
-            grp.thresholder["spike"].when = "synapses"
-            grp.thresholder["spike"].order = next_order()
-        built.slots[g.node] = next_order()
-        if g.node in v_nodes:
-            mon = b2.StateMonitor(grp, "v", record=True, when="synapses", order=built.slots[g.node],
-                                  name=f"vm{g.index}")
-            built.v_monitors[g.node] = mon
-            objects.append(mon)
-        if reset is not None:
-            grp.resetter["spike"].when = "synapses"
-            grp.resetter["spike"].order = next_order()
-        if g.timing == "immediate_rechecked":
-            grp.run_regularly(recheck_code(g), when="synapses", order=next_order(), name=names.operation(g, "recheck"))
-        if g.node in spike_nodes and threshold is not None:
-            mon = b2.SpikeMonitor(grp, record=True, name=f"sm{g.index}")
-            built.spike_monitors[g.node] = mon
-            objects.append(mon)
-    if plasticity:
-        from snnbridge.errors import UnsupportedNodeError
+        return _Model(model, values, code, namespace, threshold, reset, use_i_in)
 
-        src, dst = next(iter(plasticity))
-        raise UnsupportedNodeError(f"backend 'brian2': no spike-driven Synapses from '{src}' to '{dst}' to make "
-                                   f"plastic (pairs: {sorted(k[:2] for k in built.synapses)})", node=dst)
-    for dst, syn in post_pathways:  # plasticity: post-synaptic spikes of this step, as soon as they exist
-        syn.post.when = "synapses"
-        syn.post.order = built.slots[dst]
-    built.groups = b2groups
-    built.net = b2.Network(*objects, name="snnbridge_net")
-    return built
+    # ----------------------------------------------------------------- step 3: the schedule of each target
+    def schedule(self, t: _Target, spike_nodes: set[str], v_nodes: set[str]) -> None:
+        """Incoming pathways, update, threshold, membrane monitor, reset, recheck and spike monitor of one
+        target, in this order within the ``synapses`` slot (see the module docstring)."""
+        self.add_pathways(t)
+        g, grp, m = t.spec, t.group, t.model
+        grp.run_regularly("\n".join(m.code), when="synapses", order=self.next_order(),
+                          name=self.names.operation(g, "update"))
+        if m.threshold is not None:
+            grp.thresholder["spike"].when = "synapses"
+            grp.thresholder["spike"].order = self.next_order()
+        self.built.slots[g.node] = self.next_order()
+        if g.node in v_nodes:
+            mon = self.b2.StateMonitor(grp, "v", record=True, when="synapses", order=self.built.slots[g.node],
+                                       name=f"vm{g.index}")
+            self.built.v_monitors[g.node] = mon
+            self.objects.append(mon)
+        if m.reset is not None:
+            grp.resetter["spike"].when = "synapses"
+            grp.resetter["spike"].order = self.next_order()
+        if g.timing == "immediate_rechecked":
+            grp.run_regularly(recheck_code(g), when="synapses", order=self.next_order(),
+                              name=self.names.operation(g, "recheck"))
+        if g.node in spike_nodes and m.threshold is not None:
+            mon = self.b2.SpikeMonitor(grp, record=True, name=f"sm{g.index}")
+            self.built.spike_monitors[g.node] = mon
+            self.objects.append(mon)
+
+    def add_pathways(self, t: _Target) -> None:
+        """The Synapses into target ``t``: summed analog projections, then event projections (with delays)."""
+        b2, plan, g = self.b2, self.plan, t.spec
+        for m, p in enumerate(t.analog_in):
+            syn = _synapses(b2, plan, p, self.built.groups, self.n_cp, self.clock, analog_var=_analog_var(plan, p),
+                            target=f"I_a{m}", name=self.names.synapses(plan.groups[p.src], g, p.lag),
+                            native=self.native)
+            self.built.synapses[(p.src, p.dst, p.lag)] = syn
+            syn.summed_updaters[f"I_a{m}_post"].when = "synapses"
+            syn.summed_updaters[f"I_a{m}_post"].order = self.next_order()
+            self.objects.append(syn)
+        for p in t.event_in:
+            late = plan.position(p.src) >= plan.position(p.dst)
+            gated = p.lag > 0 and self.layout.rounds > 1
+            extra = self.plasticity.pop((p.src, p.dst), None)
+            syn = _synapses(b2, plan, p, self.built.groups, self.n_cp, self.clock, delay=p.lag - int(late),
+                            gate_ns={f"gate{p.lag}": self.gate(p.lag)} if gated else None,
+                            name=self.names.synapses(plan.groups[p.src], g, p.lag), native=self.native, extra=extra)
+            syn.pre.when = "synapses"
+            syn.pre.order = self.next_order()
+            if extra and extra.get("on_post"):
+                self.post_pathways.append((p.dst, syn))
+            self.built.synapses[(p.src, p.dst, p.lag)] = syn
+            self.objects.append(syn)
+
+    # ----------------------------------------------------------------- step 4: the network
+    def check_plasticity_used(self) -> None:
+        """Refuse plasticity asked for a pair without spike-driven Synapses."""
+        if self.plasticity:
+            from snnbridge.errors import UnsupportedNodeError
+
+            src, dst = next(iter(self.plasticity))
+            raise UnsupportedNodeError(f"backend 'brian2': no spike-driven Synapses from '{src}' to '{dst}' to make "
+                                       f"plastic (pairs: {sorted(k[:2] for k in self.built.synapses)})", node=dst)
+
+    def finish(self) -> Built:
+        """Schedule plasticity's post-synaptic pathways and make the ``Network``."""
+        for dst, syn in self.post_pathways:  # post-synaptic spikes of this step, as soon as they exist
+            syn.post.when = "synapses"
+            syn.post.order = self.built.slots[dst]
+        self.built.net = self.b2.Network(*self.objects, name="snnbridge_net")
+        return self.built
 
 
 def neuron_update(g: GroupSpec, drive: str) -> list[str]:
@@ -395,7 +460,7 @@ def _per_neuron(a, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.asarray(a, dtype=np.float64), shape).ravel()
 
 
-def _synapses(b2, plan: Plan, p: Projection, groups: dict, n_cp: int, clock_dt, delay: int = 0,
+def _synapses(b2, plan: Plan, p: Projection, groups: dict, n_cp: int, clock, delay: int = 0,
               analog_var: str | None = None, target: str | None = None, gate_ns: dict | None = None,
               name: str | None = None, native: bool = False, extra: dict | None = None):
     """One ``Synapses`` object for projection ``p``, tiled over the ``n_cp`` parallel copies.
@@ -408,7 +473,7 @@ def _synapses(b2, plan: Plan, p: Projection, groups: dict, n_cp: int, clock_dt, 
     w_decl = "w : 1" if native else "w : 1 (constant)"
     if analog_var is not None:
         model = f"{w_decl}\n{target}_post = w*{analog_var}_pre : 1 (summed)"
-        syn = b2.Synapses(groups[p.src], groups[p.dst], model, name=name, dt=clock_dt, namespace={})
+        syn = b2.Synapses(groups[p.src], groups[p.dst], model, name=name, clock=clock, namespace={})
     else:
         extra = dict(extra or {})
         on_pre = "I_in_post += w"
@@ -420,11 +485,13 @@ def _synapses(b2, plan: Plan, p: Projection, groups: dict, n_cp: int, clock_dt, 
         namespace = dict(gate_ns or {})
         namespace.update(extra.get("namespace") or {})
         syn = b2.Synapses(groups[p.src], groups[p.dst], model, on_pre=on_pre, on_post=extra.get("on_post"),
-                          delay=delay * clock_dt, name=name, dt=clock_dt, namespace=namespace)
-    offs_src = (np.arange(n_cp, dtype=np.int64) * src.size)[:, None]
-    offs_dst = (np.arange(n_cp, dtype=np.int64) * dst.size)[:, None]
-    syn.connect(i=(p.pre[None, :] + offs_src).ravel(), j=(p.post[None, :] + offs_dst).ravel())
-    syn.w = np.tile(p.w, n_cp)
+                          delay=delay * clock.dt, name=name, clock=clock, namespace=namespace)
+    itype = np.int32 if n_cp * max(src.size, dst.size) < 2 ** 31 else np.int64  # Brian2 stores int32 indices
+    offs_src = (np.arange(n_cp, dtype=itype) * src.size)[:, None]
+    offs_dst = (np.arange(n_cp, dtype=itype) * dst.size)[:, None]
+    syn.connect(i=(p.pre.astype(itype, copy=False)[None, :] + offs_src).ravel(),
+                j=(p.post.astype(itype, copy=False)[None, :] + offs_dst).ravel())
+    syn.w = p.w if n_cp == 1 else np.tile(p.w, n_cp)
     return syn
 
 

@@ -65,6 +65,7 @@ import brian2 as b2
 import numpy as np
 import torch
 
+from snnbridge.backends.brian2 import patches
 from snnbridge.backends.brian2.build import Layout, Names, brian2_prefs, build, spikes_from_events
 from snnbridge.backends.brian2.plan import GroupSpec, Plan, make_plan
 from snnbridge.bridge import semantics as sem
@@ -154,15 +155,21 @@ class SnnbridgeNetwork(b2.Network):
     def after_run(self) -> None:
         """Keep each group's last spikes: Brian2 clears the spike space at the end of a run, but a pathway that
         runs before its source within a step (a recurrent edge) reads the previous step's spikes from it."""
-        self._carried_spikes = [(g, g.variables["_spikespace"].get_value().copy())
-                                for g in self.snnbridge_groups.values()
-                                if isinstance(g, b2.NeuronGroup) and "_spikespace" in g.variables]
+        self._carried_spikes = [(g, patches.spike_space(g).copy()) for g in self._recurrent_sources()]
         super().after_run()
 
     def before_run(self, run_namespace) -> None:
         super().before_run(run_namespace)
         for g, saved in getattr(self, "_carried_spikes", []):
-            g.variables["_spikespace"].get_value()[:] = saved  # runtime targets: the array itself
+            patches.spike_space(g)[:] = saved  # runtime targets: the array itself
+
+    def _recurrent_sources(self) -> list:
+        """Spiking groups whose previous-step spikes a pathway reads (it runs before its source in a step)."""
+        plan = self.plan
+        late = {p.src for p in plan.projections
+                if not plan.groups[p.src].analog and plan.position(p.src) >= plan.position(p.dst)}
+        return [g for n, g in self.snnbridge_groups.items()
+                if n in late and isinstance(g, b2.NeuronGroup) and patches.has_spike_space(g)]
 
     @property
     def step(self) -> int:
@@ -316,6 +323,6 @@ def to_native(fg: FlatGraph, batch_size: int = 1, target: str = "numpy", dtype: 
 
 
 def _cache_root() -> Path:
-    from snnbridge.backends.brian2_backend import cache_root
+    from snnbridge.backends.brian2.backend import cache_root
 
     return cache_root()

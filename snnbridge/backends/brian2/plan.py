@@ -115,6 +115,35 @@ def _pool_map(node, in_shape, out_shape) -> sp.csr_matrix:
     return _coo(row[ok], col[ok], np.full(int(ok.sum()), weight), (_size(out_shape), _size(in_shape)))
 
 
+def map_size(node, in_shape, out_shape) -> int:
+    """Nonzeros :func:`linear_map` gives at most, computed from the declared shapes before anything is allocated."""
+    kind = type(node).__name__
+    n_in = _size(in_shape)
+    if kind in ("Conv1d", "Conv2d"):
+        w = np.asarray(node.weight)
+        nd = w.ndim - 2
+        params = sem.conv2d_params(node) if nd == 2 else sem.conv1d_params(node)
+        as_tuple = (lambda v: tuple(v)) if nd == 2 else (lambda v: (v,))
+        stride, dilation, kernel = as_tuple(params["stride"]), as_tuple(params["dilation"]), w.shape[2:]
+        pad = params["padding"]
+        if isinstance(pad, str):
+            pad = (0,) * nd if pad == "valid" else tuple((d * (k - 1)) // 2 for d, k in zip(dilation, kernel))
+        else:
+            pad = as_tuple(pad)
+        total = int(w.shape[0]) * int(w.shape[1])
+        for d in range(nd):  # valid (output position, kernel offset) pairs along each axis
+            o = np.arange(out_shape[1 + d])[:, None] * stride[d] - pad[d] + np.arange(kernel[d])[None, :] * dilation[d]
+            total *= int(((o >= 0) & (o < in_shape[1 + d])).sum())
+        return total
+    if kind in ("Affine", "Linear"):
+        w = np.asarray(node.weight)
+        return int(np.count_nonzero(w)) * (n_in // w.shape[1])
+    if kind in ("AvgPool2d", "SumPool2d"):
+        (kh, kw), _, _ = sem.pool_params(node)
+        return _size(out_shape) * kh * kw
+    return n_in
+
+
 def linear_map(node, in_shape, out_shape) -> tuple[sp.csr_matrix, np.ndarray | None]:
     """A stateless, non-delay NIR node as ``(matrix [out, in], bias [out] or None)`` on flattened samples."""
     kind = type(node).__name__
@@ -250,11 +279,20 @@ def _refuse(message: str, node: str) -> UnsupportedNodeError:
     return UnsupportedNodeError(f"backend '{BACKEND}' {message}", node=node)
 
 
+def _too_big(what: str, limit: float, node: str):
+    from snnbridge.bridge.limits import ResourceLimitError
+
+    return ResourceLimitError(f"backend '{BACKEND}': {what}, more synapses per sample than the memory budget allows "
+                              f"({int(limit):,}; raise SNNBRIDGE_MEMORY_BUDGET or use limits.memory_budget(...)) "
+                              f"at node '{node}'")
+
+
 class _Composer:
     """Composes the linear maps of stateless nodes back to their source groups (memoised)."""
 
-    def __init__(self, fg: FlatGraph) -> None:
+    def __init__(self, fg: FlatGraph, max_synapses: float = float("inf")) -> None:
         self.fg = fg
+        self.max_synapses = max_synapses
         self.paths: dict[str, tuple[Paths, dict[int, np.ndarray]]] = {}
 
     def of(self, name: str) -> tuple[Paths, dict[int, np.ndarray]]:
@@ -273,13 +311,32 @@ class _Composer:
             d = np.broadcast_to(sem.delay_steps(fg.nodes[name], fg.semantics), fg.in_shapes[name]).ravel()
             paths, bias = _split_delays(paths, bias, d)
         else:
+            size = map_size(fg.nodes[name], fg.in_shapes[name], fg.out_shapes[name])
+            if size > self.max_synapses:
+                raise _too_big(f"node '{name}' alone is a map of {size:,} connections", self.max_synapses, name)
             m, b = linear_map(fg.nodes[name], fg.in_shapes[name], fg.out_shapes[name])
-            paths = {k: (m @ v).tocsr() for k, v in paths.items()}
+            paths = {k: m if _is_identity(v) else (m @ v).tocsr() for k, v in paths.items()}
             bias = {k: m @ v for k, v in bias.items()}
             if b is not None:
                 bias[0] = bias.get(0, 0.0) + b
         self.paths[name] = (paths, bias)
         return paths, bias
+
+    def release(self, done: str) -> None:
+        """Forget the composed maps no group after ``done`` (in graph order) can still ask for (memory)."""
+        fg = self.fg
+        pos = fg.order.index(done)
+        later = [n for n in fg.order[pos + 1:] if fg.type_of(n) in GROUP_TYPES and n not in fg.inputs]
+        wanted: set[str] = set()
+        stack = [p for n in later for p in fg.preds[n]]
+        while stack:  # stateless nodes upstream of a later group (through stateless nodes only)
+            n = stack.pop()
+            if n in wanted or fg.type_of(n) in GROUP_TYPES:
+                continue
+            wanted.add(n)
+            stack.extend(fg.preds[n])
+        for n in [k for k in self.paths if k not in wanted and fg.type_of(k) not in GROUP_TYPES]:
+            del self.paths[n]
 
     def incoming(self, name: str, skip: set[str] = frozenset()) -> tuple[Paths, dict[int, np.ndarray]]:
         """Sum over the predecessors of ``name`` (except ``skip``); a recurrent edge adds one step of lag."""
@@ -301,6 +358,18 @@ class _Composer:
             for lag, b in pb.items():
                 bias[lag + shift] = bias.get(lag + shift, np.zeros(n_in)) + b
         return paths, bias
+
+
+def _is_identity(m: sp.csr_matrix) -> bool:
+    """``m`` is an identity matrix (a group's own output): composing with it is a copy, skipped (memory)."""
+    n = m.shape[0]
+    return (m.shape[1] == n and m.nnz == n and m.format == "csr" and bool(np.array_equal(m.indptr, np.arange(n + 1)))
+            and bool(np.array_equal(m.indices, np.arange(n))) and bool(np.all(m.data == 1.0)))
+
+
+def _index_dtype(n: int) -> type:
+    """int32 for per-sample indices below 2**31 (half the memory of int64 for the largest CNNs), else int64."""
+    return np.int32 if n < 2 ** 31 else np.int64
 
 
 def _split_delays(paths: Paths, bias: dict[int, np.ndarray], d: np.ndarray) -> tuple[Paths, dict[int, np.ndarray]]:
@@ -333,16 +402,20 @@ def pure_input_nodes(fg: FlatGraph) -> set[str]:
     return pure
 
 
-def make_plan(fg: FlatGraph, input_projection: str = "current") -> Plan:
+def make_plan(fg: FlatGraph, input_projection: str = "current", max_synapses: float = float("inf")) -> Plan:
     """Split ``fg`` into groups and composed projections; refuses what Brian2 cannot express.
 
     ``input_projection``: ``"current"`` folds predecessors computable from the inputs alone into an external
     current; ``"synapses"`` turns every Input into a Brian2 group connected through ``Synapses``.
+    ``max_synapses``: synapses per sample the memory budget allows; a graph with more is refused with
+    ``ResourceLimitError`` as soon as that is known (a single map from its declared shapes before it is
+    built, the total as projections are composed), before Brian2 allocates anything.
     """
     if input_projection not in ("current", "synapses"):
         raise ValueError(f"input_projection must be 'current' or 'synapses', got {input_projection!r}")
     pure = pure_input_nodes(fg)
-    comp = _Composer(fg)
+    comp = _Composer(fg, max_synapses)
+    total = 0
     groups: dict[str, GroupSpec] = {}
     for name in fg.inputs:
         groups[name] = GroupSpec(name, fg.order.index(name), "Input", _size(fg.out_shapes[name]))
@@ -375,15 +448,21 @@ def make_plan(fg: FlatGraph, input_projection: str = "current") -> Plan:
         g.lag_bias = {lag: np.asarray(b, dtype=np.float64).reshape(n) for lag, b in sorted(bias.items())
                       if np.any(b != 0)}
         groups[name] = g
-        for (src, lag), m in sorted(paths.items(), key=lambda kv: (fg.order.index(kv[0][0]), kv[0][1])):
-            m = m.tocsc()  # column (pre) major, rows (post) sorted within a column
+        comp.release(name)
+        for src, lag in sorted(paths, key=lambda k: (fg.order.index(k[0]), k[1])):
+            m = paths.pop((src, lag)).tocsc()  # column (pre) major, rows (post) sorted within a column
             m.sum_duplicates()
             m.sort_indices()
-            keep = m.data != 0
-            if not keep.any():
+            m.eliminate_zeros()
+            if not m.nnz:
                 continue
-            pre = np.repeat(np.arange(m.shape[1], dtype=np.int64), np.diff(m.indptr))[keep]
-            projections.append(Projection(src, name, int(lag), pre, m.indices[keep].astype(np.int64), m.data[keep]))
+            itype = _index_dtype(max(m.shape))
+            pre = np.repeat(np.arange(m.shape[1], dtype=itype), np.diff(m.indptr))
+            projections.append(Projection(src, name, int(lag), pre, m.indices.astype(itype, copy=False), m.data))
+            total += int(m.nnz)
+            del m
+            if total > max_synapses:
+                raise _too_big(f"the synapses up to node '{name}' number {total:,}", max_synapses, name)
     plan = Plan(fg, groups, projections, pure, input_projection)
     _check_schedule(plan)
     return plan
