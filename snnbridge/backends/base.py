@@ -289,8 +289,8 @@ def devices_of(name: str) -> tuple[str, ...] | None:
 
 
 def native_library(module) -> str:
-    """Which backend's library a native model belongs to (``"snntorch"``, ``"norse"``, ``"spikingjelly"`` or
-    ``"brian2"``), from its layers' classes (a ``brian2.Network`` is Brian2's).
+    """Which backend's library a native model belongs to (``"snntorch"``, ``"norse"``, ``"spikingjelly"``,
+    ``"sinabs"`` or ``"brian2"``), from its layers' classes (a ``brian2.Network`` is Brian2's).
 
     Raises :class:`NativeModelError` when no layer comes from a supported library, or layers from both do.
     """
@@ -301,7 +301,7 @@ def native_library(module) -> str:
     for mod in mods:
         for cls in type(mod).__mro__:  # subclasses of a library's layers count as that library's
             root = cls.__module__.split(".")[0]
-            if root in ("snntorch", "norse", "spikingjelly"):
+            if root in ("snntorch", "norse", "spikingjelly", "sinabs"):
                 libs.add(root)
     if len(libs) != 1:
         found = ", ".join(sorted(libs)) or "none"

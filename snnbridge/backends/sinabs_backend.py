@@ -213,3 +213,28 @@ class SinabsBackend(TorchGraphBackend):
     supported_nodes = SUPPORTED
     neuron_adapter = SinabsNeuron
     threshold_adapter = ThresholdNode
+
+    # ------------------------------------------------------------- native models (snnbridge.backends.sinabs_native)
+    def from_native(self, module, input_shape, dt: float = 1e-3) -> nir.NIRGraph:
+        """The NIR graph stepping exactly as the Sinabs ``module`` (see
+        :func:`~snnbridge.backends.sinabs_native.from_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.sinabs_native import from_native
+
+        return from_native(module, input_shape, dt=dt)
+
+    def run_native(self, module, inputs, dtype: torch.dtype = torch.float64, dt: float | None = None):
+        """Run the Sinabs ``module`` as Sinabs does on ``[T, B, *input_shape]`` (see
+        :func:`~snnbridge.backends.sinabs_native.run_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.sinabs_native import run_native
+
+        return run_native(module, inputs, dtype=dtype, dt=1e-3 if dt is None else dt)
+
+    def to_native(self, graph, dt: float | None = None, **options):
+        """A trainable module of real Sinabs layers realising the chain ``graph`` (see
+        :func:`~snnbridge.backends.sinabs_native.to_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.sinabs_native import to_native
+
+        return to_native(graph, dt=dt, **options)
