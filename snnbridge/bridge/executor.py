@@ -180,3 +180,11 @@ class ReferenceExecutor:
 def run_reference(graph, inputs: Inputs, dtype: torch.dtype = torch.float64, **kwargs) -> Recording:
     """One-call form: ``ReferenceExecutor(graph, dtype=dtype, **kwargs).run(inputs)``."""
     return ReferenceExecutor(graph, dtype=dtype, **kwargs).run(inputs)
+
+
+def load(path: str | Path, dt: float | None = None, reset: str | None = None,
+         integration: str | None = None) -> ReferenceExecutor:
+    """Import a ``.nir`` file into the reference executor (metadata or documented defaults, overridable)."""
+    from snnbridge.bridge.io import read_graph
+
+    return ReferenceExecutor(read_graph(path), dt=dt, reset=reset, integration=integration)

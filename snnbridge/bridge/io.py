@@ -213,12 +213,4 @@ def write_graph(path: str | Path, graph: nir.NIRGraph) -> Path:
     return path
 
 
-def load(path: str | Path, dt: float | None = None, reset: str | None = None,
-         integration: str | None = None):
-    """Import a ``.nir`` file into the reference executor (metadata or documented defaults, overridable)."""
-    from snnbridge.bridge.executor import ReferenceExecutor
-
-    return ReferenceExecutor(read_graph(path), dt=dt, reset=reset, integration=integration)
-
-
-__all__ = ["read_graph", "write_graph", "load", "GraphError", "NIRFileError"]
+__all__ = ["read_graph", "write_graph", "GraphError", "NIRFileError"]
