@@ -167,8 +167,8 @@ def test_inclusive_compare_matters():
     assert torch.equal(ReferenceExecutor(BE.from_native(m, (1,))).run(x).outputs["1"], nat.outputs["1"])
 
 
-@pytest.mark.parametrize("mode", ["s", "m"])
-@pytest.mark.parametrize("name", ["mlp_s", "cnn_m"])
+@pytest.mark.parametrize("name,mode", [("mlp_s", "s"), ("mlp_s", "m"), ("cnn_m", "m"),
+                                       pytest.param("cnn_s", "s", marks=pytest.mark.slow)])
 def test_to_native_runs_identically_and_trains(name, mode, imported):
     m, x, g, nat, dt = imported(name)
     net = BE.to_native(g, step_mode=mode)
