@@ -75,17 +75,6 @@ def load_weights(module, path: Path) -> None:
         raise SnnBridgeError(f"--weights {path} does not fit the model: {' '.join(lines[1:3])[:300]}") from None
 
 
-def parse_shape(text: str, option: str) -> tuple[int, ...]:
-    """``"2,34,34"`` → ``(2, 34, 34)``; every size > 0, else one clear error naming ``option``."""
-    try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
-    except ValueError:
-        raise SnnBridgeError(f"{option} '{text}' is not a comma-separated list of integers") from None
-    if not shape or min(shape) <= 0:
-        raise SnnBridgeError(f"{option} '{text}': every size must be > 0")
-    return shape
-
-
 def register(app: typer.Typer) -> None:
     """Add ``from-native`` to the ``snnbridge`` command line."""
 
@@ -109,7 +98,7 @@ def register(app: typer.Typer) -> None:
 
         from snnbridge import backends
         from snnbridge.bridge.io import write_graph
-        from snnbridge.cli import console, positive
+        from snnbridge.cli import console, parse_shape, positive
 
         positive(dt, "--dt")
         positive(check_samples, "--check-samples", allow_zero=True, maximum=10_000)

@@ -4,13 +4,14 @@ Exit codes: 0 success, 1 a check failed (e.g. backends disagree), 2 bad input
 (a clear one-line message on stderr, no traceback, no output file written), 3 an internal error (a bug:
 one line naming where to report it; ``snnbridge --debug ...`` shows the traceback), 130 Ctrl-C
 (143 SIGTERM; temporary files are removed, nothing half-written is left).
-Command groups living elsewhere register themselves through a ``register(app)``
-function in the modules listed in ``_COMMAND_MODULES``.
+The command groups live beside this module (:mod:`.validate`: conform, compare, costs, demo;
+:mod:`.reproduce`; :mod:`.native`: from-native; :mod:`.matrix`), each adding its commands with ``register(app)``;
+this module holds the app, the consoles, the shared option parsers and the one error boundary (:func:`main`).
+No library module imports this package.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import sys
@@ -28,10 +29,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                        "that they agree.")
 console = Console()
 err_console = Console(stderr=True)
-
-_COMMAND_MODULES = ("snnbridge.validation.cli", "snnbridge.reproduce.cli", "snnbridge.cli_native",
-                    "snnbridge.cli_matrix")
-
 
 BUG_REPORT = "https://github.com/snnbridge/snnbridge/issues"
 """Where unexpected errors (bugs) are reported; the one-line message names it."""
@@ -51,6 +48,17 @@ def term(text: object) -> str:
     from rich.markup import escape
 
     return escape(plain_text(text))
+
+
+def parse_shape(text: str, option: str) -> tuple[int, ...]:
+    """``"2,34,34"`` → ``(2, 34, 34)``; every size > 0, else one clear error naming ``option``."""
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise SnnBridgeError(f"{option} '{text}' is not a comma-separated list of integers") from None
+    if not shape or min(shape) <= 0:
+        raise SnnBridgeError(f"{option} '{text}': every size must be > 0")
+    return shape
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -144,12 +152,7 @@ def export(source: str = typer.Argument(..., help="A structure (e.g. 'Input-32C3
             raise SnnBridgeError(f"{source} holds an ANN ({NetworkConfig.__name__}.mode='ann'); NIR has no ReLU, "
                                  "convert it to an SNN first")
     else:
-        try:
-            shape = tuple(int(s) for s in input_shape.split(","))
-        except ValueError:
-            raise SnnBridgeError(f"--input-shape '{input_shape}' is not a comma-separated list of integers") from None
-        if not shape or min(shape) <= 0:
-            raise SnnBridgeError(f"--input-shape '{input_shape}': every size must be > 0")
+        shape = parse_shape(input_shape, "--input-shape")
         from snnbridge.bridge import limits
 
         limits.check_shape(shape, 4, "--input-shape")
@@ -173,18 +176,10 @@ def backends() -> None:
         console.print(f"{name:20s} {st}")
 
 
-def _register_commands() -> None:
-    for mod in _COMMAND_MODULES:
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name and mod.startswith(e.name):
-                continue
-            raise
-        m.register(app)
+from snnbridge.cli import matrix, native, reproduce, validate  # noqa: E402 - the command groups need `app`
 
-
-_register_commands()
+for _group in (validate, reproduce, native, matrix):
+    _group.register(app)
 
 
 def _error_line(message: object) -> None:
@@ -256,7 +251,3 @@ def _main(argv: list[str] | None) -> int:
         err_console.print("interrupted", highlight=False)
         return 128 + int(sig)
     return rc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""CLI commands of the validation layer: ``conform``, ``compare``, ``demo``, ``costs`` (``register(app)``).
+"""The validation commands: ``conform``, ``compare``, ``demo``, ``costs`` (``register(app)``).
 
 Exit codes: 0 every counted backend passes, 1 some fail (``compare``: a backend regressed), 2 bad input.
 """
@@ -218,17 +218,11 @@ def register(app: typer.Typer) -> None:
         """Static costs (Eqs. 8-9) of a structure, ANN and SNN, without running anything."""
         from rich.table import Table
 
+        from snnbridge.cli import parse_shape, positive
         from snnbridge.validation.costs import Conventions, static_costs
         from snnbridge.validation.report import si
 
-        try:
-            shape = tuple(int(s) for s in input_shape.split(","))
-        except ValueError:
-            raise InputError(f"--input-shape '{input_shape}' is not a comma-separated list of integers") from None
-        from snnbridge.cli import positive
-
-        if not shape or min(shape) <= 0:
-            raise InputError(f"--input-shape '{input_shape}': every size must be > 0")
+        shape = parse_shape(input_shape, "--input-shape")
         positive(T, "--T")
         if rate is not None and not 0.0 <= rate <= 1.0:
             raise InputError(f"--rate must be in [0, 1], got {rate}")
