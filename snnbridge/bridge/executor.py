@@ -118,7 +118,9 @@ class ReferenceExecutor:
 
     Args:
         graph: a ``nir.NIRGraph``, a path to a ``.nir`` file, or an already prepared :class:`FlatGraph`.
-        dt, reset, integration: override what the graph's metadata says (or the defaults).
+        dt: step in seconds, overriding the graph's metadata (or the documented default).
+        reset: ``"zero"``, ``"subtract"`` or ``"none"``, overriding the metadata.
+        integration: ``"euler"`` or ``"exact"``, overriding the metadata.
         dtype: ``torch.float64`` (bit-reproducible reference) or ``torch.float32``.
         device: torch device.
         strategy: ``"dense"`` (default: today's arithmetic, shared with the torch adapters), ``"fused"``,

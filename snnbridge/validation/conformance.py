@@ -32,6 +32,7 @@ import datetime as _dt
 import platform
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import nir
 import numpy as np
@@ -39,12 +40,15 @@ import torch
 
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.graph import FlatGraph, prepare
-from snnbridge.bridge.inputs import as_input_tensors
+from snnbridge.bridge.inputs import Inputs, as_input_tensors
 from snnbridge.bridge.io import read_graph
 from snnbridge.bridge.recording import Recording
 from snnbridge.errors import InputError, SnnBridgeError
 from snnbridge.validation.accuracy import accuracy, agreement
 from snnbridge.validation.costs import Conventions, graph_costs, static_costs
+
+if TYPE_CHECKING:
+    from snnbridge.validation.stream import SampleSource
 from snnbridge.validation.node_compare import (  # noqa: F401 - re-exported: the public path of these names
     _allowed,
     _as_spikes,
@@ -322,11 +326,12 @@ def _finish(plan: _Plan, runs: dict, pairs, source, batch_size, labels, steps: i
     return yard, results, {"names": names, "spike_f1": f1, "prediction_agreement": pred}
 
 
-def conform(graph, inputs, backends=("reference",), profile: str | Profile = "exact",
+def conform(graph: nir.NIRGraph | FlatGraph | str | Path, inputs: Inputs | SampleSource,
+            backends: str | Sequence[str | BackendSpec] = ("reference",), profile: str | Profile = "exact",
             labels: torch.Tensor | np.ndarray | None = None, dt: float | None = None, reset: str | None = None,
             integration: str | None = None, conventions: Conventions | None = None, batch_size: int | None = None,
             progress: bool = False, tau: float = 5.0, model: str | None = None, data: str | None = None,
-            seed: int | None = None, original=None, device: str | torch.device | None = None,
+            seed: int | None = None, original: torch.nn.Module | None = None, device: str | torch.device | None = None,
             scheduler: str | None = None, shards: int | None = None, prepared: FlatGraph | None = None
             ) -> ConformanceResult:
     """Run ``inputs`` ``[T, B, *input_shape]`` through ``backends`` and compare each with the float64 reference.
@@ -344,11 +349,15 @@ def conform(graph, inputs, backends=("reference",), profile: str | Profile = "ex
             comma-separated string.
         profile: ``"exact"`` or ``"float32"`` (or a :class:`Profile`).
         labels: ``[B]`` class labels for top-1 accuracy (rate decoding, Eq. 7).
-        dt, reset, integration: override the graph's semantics for every run.
+        dt: step in seconds, overriding the graph's semantics for every run.
+        reset: reset mode overriding the graph's semantics for every run.
+        integration: integration overriding the graph's semantics for every run.
         conventions: cost counting conventions (:class:`~snnbridge.validation.costs.Conventions`).
         batch_size: samples per batch (``None``: all at once; smaller batches bound memory).
         tau: van Rossum kernel time constant in steps.
-        model, data, seed: descriptions kept in the report.
+        model: a description of the model kept in the report.
+        data: a description of the data kept in the report.
+        seed: the data's seed, kept in the report.
         original: the user's own native module (snnTorch or Norse) that the graph was imported from
             (``backends.get(lib).from_native``); it runs natively as a row of its own, named ``original``,
             compared node by node with the reference like any backend.

@@ -36,7 +36,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -283,7 +283,7 @@ def matrix(graphs: Iterable[str | Path], backends: str | Sequence[str] = "all",
            data: str | Sequence[str] = "digits", samples: int = 20, T: int = 20, seed: int = 0,
            profile: str = "exact", dt: float | None = None, reset: str | None = None,
            integration: str | None = None, batch_size: int | None = None, progress: bool = False,
-           tau: float = 5.0, log=None) -> MatrixResult:
+           tau: float = 5.0, log: Callable[[str], object] | None = None) -> MatrixResult:
     """Check every graph on every backend (``"all"``: every registered one, audit modes included).
 
     Args:
@@ -291,8 +291,15 @@ def matrix(graphs: Iterable[str | Path], backends: str | Sequence[str] = "all",
             graph's own semantics after ``@`` (``braille.nir@reset=subtract``, see :func:`parse_graph_arg`).
         backends: ``"all"``, names/specs (``"norse"``, ``"reference@reset=subtract"``) or a comma-separated string.
         data: one data spec or a list tried in order; ``STEM=SPEC`` for one graph (see the module docstring).
-        samples, T, seed: how many samples, how many steps for rate-coded data, the coding seed.
-        profile, dt, reset, integration, batch_size, tau: as for :func:`~snnbridge.validation.conformance.conform`.
+        samples: how many samples per graph.
+        T: how many steps for rate-coded data.
+        seed: the rate coding's seed.
+        profile: as for :func:`~snnbridge.validation.conformance.conform`.
+        dt: as for :func:`~snnbridge.validation.conformance.conform`.
+        reset: as for :func:`~snnbridge.validation.conformance.conform`.
+        integration: as for :func:`~snnbridge.validation.conformance.conform`.
+        batch_size: as for :func:`~snnbridge.validation.conformance.conform`.
+        tau: as for :func:`~snnbridge.validation.conformance.conform`.
         log: optional ``callable(str)`` told which graph runs.
 
     Raises :class:`InputError` for an unreadable graph, duplicate stems or data that fits no graph.
