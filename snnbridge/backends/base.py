@@ -290,18 +290,18 @@ def devices_of(name: str) -> tuple[str, ...] | None:
 
 def native_library(module) -> str:
     """Which backend's library a native model belongs to (``"snntorch"``, ``"norse"``, ``"spikingjelly"``,
-    ``"sinabs"`` or ``"brian2"``), from its layers' classes (a ``brian2.Network`` is Brian2's).
+    ``"sinabs"``, ``"rockpool"`` or ``"brian2"``), from its layers' classes (a ``brian2.Network`` is Brian2's).
 
     Raises :class:`NativeModelError` when no layer comes from a supported library, or layers from both do.
     """
     if any(c.__module__.split(".")[0] == "brian2" for c in type(module).__mro__):
         return "brian2"
     libs = set()
-    mods = module.modules() if hasattr(module, "modules") else [module]
-    for mod in mods:
+    mods = [m for _, m in module.named_modules()] if hasattr(module, "named_modules") else [module]
+    for mod in mods:  # named_modules: Rockpool's modules() is a dict of its own
         for cls in type(mod).__mro__:  # subclasses of a library's layers count as that library's
             root = cls.__module__.split(".")[0]
-            if root in ("snntorch", "norse", "spikingjelly", "sinabs"):
+            if root in ("snntorch", "norse", "spikingjelly", "sinabs", "rockpool"):
                 libs.add(root)
     if len(libs) != 1:
         found = ", ".join(sorted(libs)) or "none"

@@ -225,3 +225,20 @@ class RockpoolBackend(TorchGraphBackend):
     supported_nodes = SUPPORTED
     neuron_adapter = RockpoolNeuron
     threshold_adapter = ThresholdNode
+
+    # ------------------------------------------------------------- native models (snnbridge.backends.rockpool_native)
+    def from_native(self, module, input_shape, dt: float | None = None) -> nir.NIRGraph:
+        """The NIR graph stepping exactly as the Rockpool ``module`` (see
+        :func:`~snnbridge.backends.rockpool_native.from_native`; ``dt`` defaults to the modules' own)."""
+        self.ensure_available()
+        from snnbridge.backends.rockpool_native import from_native
+
+        return from_native(module, input_shape, dt=dt)
+
+    def run_native(self, module, inputs, dtype: torch.dtype = torch.float64, dt: float | None = None):
+        """Run the Rockpool ``module`` as Rockpool does on ``[T, B, N_in]`` (see
+        :func:`~snnbridge.backends.rockpool_native.run_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.rockpool_native import run_native
+
+        return run_native(module, inputs, dtype=dtype, dt=dt)
