@@ -52,7 +52,7 @@ from snnbridge.backends.base import Backend, Simulation
 from snnbridge.bridge import limits
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
-from snnbridge.bridge.inputs import Inputs, as_input_tensors
+from snnbridge.bridge.inputs import Inputs, as_input_tensors, is_binary
 from snnbridge.bridge.recording import Recording
 from snnbridge.bridge.walk import spike_valued
 from snnbridge.errors import UnsupportedNodeError
@@ -426,7 +426,7 @@ class NengoSimulation(Simulation):
             for n in mems:
                 mems[n].append(np.asarray(sim.data[self.membrane_probes[n]]))
         self._current = {}
-        flags = spike_valued(fg, {k: bool(((v == 0) | (v == 1)).all()) for k, v in xs.items()})
+        flags = spike_valued(fg, {k: is_binary(v) for k, v in xs.items()})
         out_t: dict[str, torch.Tensor] = {}
         for n in fg.order:
             if n not in keep:

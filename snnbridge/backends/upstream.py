@@ -43,7 +43,7 @@ from snnbridge.backends.base import Backend, Simulation
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.executor import spike_valued
 from snnbridge.bridge.graph import FlatGraph
-from snnbridge.bridge.inputs import Inputs, as_input_tensors
+from snnbridge.bridge.inputs import Inputs, as_input_tensors, is_binary
 from snnbridge.bridge.io import read_graph
 from snnbridge.bridge.recording import Recording
 from snnbridge.errors import SnnBridgeError
@@ -162,8 +162,7 @@ def _loop_stateless(fg: FlatGraph) -> set[str]:
     return out
 
 
-def _binary(v: torch.Tensor) -> bool:
-    return bool(((v == 0) | (v == 1)).all())
+_binary = is_binary
 
 
 class _UpstreamBackend(Backend):

@@ -13,6 +13,15 @@ from snnbridge.errors import InputError
 Inputs = Union[torch.Tensor, np.ndarray, Mapping[str, Union[torch.Tensor, np.ndarray]]]
 
 
+def is_binary(x: torch.Tensor | np.ndarray) -> bool:
+    """Whether ``x`` holds spikes: a ``bool`` tensor/array, or every value exactly 0 or 1 (any shape)."""
+    if x.dtype == torch.bool or x.dtype == np.bool_:
+        return True
+    if isinstance(x, torch.Tensor):
+        return bool(((x == 0) | (x == 1)).all())
+    return bool(np.all((x == 0) | (x == 1)))
+
+
 def _all_finite(x: torch.Tensor) -> bool:
     """No NaN/Inf in ``x``: a NaN or Inf anywhere makes the sum NaN or Inf, so a finite sum settles it in one
     cheap reduction; only an overflowing sum needs the elementwise check."""

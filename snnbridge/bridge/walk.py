@@ -16,7 +16,7 @@ import torch
 from snnbridge.bridge import limits
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
-from snnbridge.bridge.inputs import Inputs, as_input_tensors
+from snnbridge.bridge.inputs import Inputs, as_input_tensors, is_binary
 from snnbridge.bridge.recording import Recording
 
 _PASS_SPIKES = ("Output", "Input", "Flatten", "Delay")
@@ -59,7 +59,7 @@ def _spike_flags(fg: FlatGraph, xs: dict[str, torch.Tensor], keep: set[str]) -> 
     hi = spike_valued(fg, {k: True for k in xs})
     if not any(lo[n] != hi[n] for n in keep):
         return lo
-    return spike_valued(fg, {k: bool(((v == 0) | (v == 1)).all()) for k, v in xs.items()})
+    return spike_valued(fg, {k: is_binary(v) for k, v in xs.items()})
 
 
 def add_all(xs: list[torch.Tensor]) -> torch.Tensor:

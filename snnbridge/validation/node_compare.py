@@ -17,17 +17,12 @@ from snnbridge.validation import metrics as m
 from snnbridge.validation.accuracy import agreement
 from snnbridge.validation.profiles import Profile, get_profile
 from snnbridge.validation.results import BackendResult, NodeResult
+from snnbridge.validation.stream import as_spikes
 
 # --------------------------------------------------------------------------- comparing
 
 
-def _as_spikes(t: torch.Tensor) -> torch.Tensor | None:
-    """A 0/1-valued tensor as bool, else ``None``."""
-    if t.dtype == torch.bool:
-        return t
-    if bool(((t == 0) | (t == 1)).all()):
-        return t > 0.5
-    return None
+_as_spikes = as_spikes  # the older private name (re-exported by conformance)
 
 
 def _compare_node(fg, name: str, ref: Recording, rec: Recording, p: Profile, tau: float) -> NodeResult:

@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from snnbridge.bridge.inputs import is_binary
 from snnbridge.bridge.recording import Recording
 from snnbridge.validation import explain as ex
 from snnbridge.validation import metrics as m
@@ -117,9 +118,7 @@ def as_spikes(t: torch.Tensor) -> torch.Tensor | None:
     """A 0/1-valued tensor as bool, else ``None``."""
     if t.dtype == torch.bool:
         return t
-    if bool(((t == 0) | (t == 1)).all()):
-        return t > 0.5
-    return None
+    return t > 0.5 if is_binary(t) else None
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
