@@ -313,7 +313,9 @@ class _Composer:
         else:
             size = map_size(fg.nodes[name], fg.in_shapes[name], fg.out_shapes[name])
             if size > self.max_synapses:
-                raise _too_big(f"node '{name}' alone is a map of {size:,} connections", self.max_synapses, name)
+                left = int(self.max_synapses)
+                raise _too_big(f"node '{name}' is a map of {size:,} connections, more than the {left:,} the budget "
+                               "leaves", self.max_synapses, name)
             m, b = linear_map(fg.nodes[name], fg.in_shapes[name], fg.out_shapes[name])
             paths = {k: m if _is_identity(v) else (m @ v).tocsr() for k, v in paths.items()}
             bias = {k: m @ v for k, v in bias.items()}
@@ -414,6 +416,7 @@ def make_plan(fg: FlatGraph, input_projection: str = "current", max_synapses: fl
     if input_projection not in ("current", "synapses"):
         raise ValueError(f"input_projection must be 'current' or 'synapses', got {input_projection!r}")
     pure = pure_input_nodes(fg)
+    _check_direct_maps(fg, pure if input_projection == "current" else set(), max_synapses)
     comp = _Composer(fg, max_synapses)
     total = 0
     groups: dict[str, GroupSpec] = {}
@@ -443,6 +446,7 @@ def make_plan(fg: FlatGraph, input_projection: str = "current", max_synapses: fl
                 g.i_init = np.broadcast_to(np.asarray(opts.i_init, dtype=np.float64), shape).ravel().copy()
         if input_projection == "current":
             g.folded = [p for p in fg.preds[name] if p in pure and (p, name) not in fg.recurrent]
+        comp.max_synapses = max_synapses - total  # what the budget still allows: refuse before composing more
         paths, bias = comp.incoming(name, skip=set(g.folded))
         g.b0 = np.asarray(bias.pop(0, np.zeros(n)), dtype=np.float64).reshape(n)
         g.lag_bias = {lag: np.asarray(b, dtype=np.float64).reshape(n) for lag, b in sorted(bias.items())
@@ -466,6 +470,32 @@ def make_plan(fg: FlatGraph, input_projection: str = "current", max_synapses: fl
     plan = Plan(fg, groups, projections, pure, input_projection)
     _check_schedule(plan)
     return plan
+
+
+def _check_direct_maps(fg: FlatGraph, folded: set[str], max_synapses: float) -> None:
+    """Refuse before composing anything when the maps between two groups alone exceed ``max_synapses``.
+
+    A stateless node fed only by groups and feeding only groups is one projection by itself; its size
+    (:func:`map_size`, from the declared shapes) is a lower bound of the synapses the plan will hold.
+    """
+    if max_synapses == float("inf"):
+        return
+    succs: dict[str, list[str]] = {n: [] for n in fg.order}
+    for n in fg.order:
+        for p in fg.preds[n]:
+            succs[p].append(n)
+    total, last = 0, ""
+    for name in fg.order:
+        kind = fg.type_of(name)
+        if kind in GROUP_TYPES or kind == "Delay" or name in folded or not fg.preds[name] or not succs[name]:
+            continue
+        if all(fg.type_of(p) in GROUP_TYPES and p not in fg.inputs for p in fg.preds[name]) and all(
+                fg.type_of(q) in GROUP_TYPES for q in succs[name]):
+            total += map_size(fg.nodes[name], fg.in_shapes[name], fg.out_shapes[name])
+            last = name
+    if total > max_synapses:
+        raise _too_big(f"the maps between neuron layers alone hold {total:,} connections (up to node '{last}')",
+                       max_synapses, last)
 
 
 def _check_schedule(plan: Plan) -> None:
