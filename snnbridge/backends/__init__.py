@@ -4,7 +4,7 @@ Built in: ``reference``, ``snntorch``, ``norse``, ``brian2`` and the audit modes
 ``snntorch-upstream`` / ``norse-upstream`` (the simulators' own NIR importers, as a user would call them).
 """
 
-from snnbridge.backends.base import Backend, Simulation, get, names, native_library, register, status
+from snnbridge.backends.base import NATIVE_LIBRARIES, Backend, Simulation, get, names, native_library, register, status
 
 
 def _lazy(module: str, cls: str):
@@ -28,4 +28,4 @@ register("rockpool", _lazy("snnbridge.backends.rockpool_backend", "RockpoolBacke
 register("rockpool-upstream", _lazy("snnbridge.backends.upstream_more", "RockpoolUpstream"))
 register("sinabs", _lazy("snnbridge.backends.sinabs_backend", "SinabsBackend"))
 
-__all__ = ["Backend", "Simulation", "get", "names", "native_library", "register", "status"]
+__all__ = ["NATIVE_LIBRARIES", "Backend", "Simulation", "get", "names", "native_library", "register", "status"]

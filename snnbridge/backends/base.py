@@ -288,6 +288,10 @@ def devices_of(name: str) -> tuple[str, ...] | None:
         return None
 
 
+NATIVE_LIBRARIES = ("snntorch", "norse", "spikingjelly", "sinabs", "rockpool")
+"""Libraries whose trained models ``from_native`` imports (each is also a backend name)."""
+
+
 def native_library(module) -> str:
     """Which backend's library a native model belongs to (``"snntorch"``, ``"norse"``, ``"spikingjelly"``,
     ``"sinabs"``, ``"rockpool"`` or ``"brian2"``), from its layers' classes (a ``brian2.Network`` is Brian2's).
@@ -301,7 +305,7 @@ def native_library(module) -> str:
     for mod in mods:  # named_modules: Rockpool's modules() is a dict of its own
         for cls in type(mod).__mro__:  # subclasses of a library's layers count as that library's
             root = cls.__module__.split(".")[0]
-            if root in ("snntorch", "norse", "spikingjelly", "sinabs", "rockpool"):
+            if root in NATIVE_LIBRARIES:
                 libs.add(root)
     if len(libs) != 1:
         found = ", ".join(sorted(libs)) or "none"

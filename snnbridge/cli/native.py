@@ -1,4 +1,5 @@
-"""``snnbridge from-native``: a model trained in snnTorch or Norse → a ``.nir`` file, checked against the original.
+"""``snnbridge from-native``: a trained snnTorch, Norse, SpikingJelly, Sinabs or Rockpool model → a ``.nir`` file,
+checked against the original.
 
 The model comes from the user's own code (``package.module:factory`` or ``path/to/file.py:factory``, a callable
 returning the ``torch.nn.Module``, or the module object itself); its weights, when given, from a ``state_dict``
@@ -91,9 +92,10 @@ def register(app: typer.Typer) -> None:
                                                   "original module before writing (0: no check)."),
         check_steps: int = typer.Option(50, help="Steps of that check."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-        library: Optional[str] = typer.Option(None, help="snntorch or norse (default: told by the model's layers)."),
+        library: Optional[str] = typer.Option(None, help="snntorch, norse, spikingjelly, sinabs or rockpool "
+                                                         "(default: told by the model's layers)."),
     ) -> None:
-        """Import a model trained in snnTorch or Norse into NIR, prove it steps as the original, write it."""
+        """Import a trained snnTorch, Norse, SpikingJelly, Sinabs or Rockpool model into NIR, check it, write it."""
         import torch
 
         from snnbridge import backends
@@ -111,8 +113,8 @@ def register(app: typer.Typer) -> None:
         module = load_factory(model)
         if weights is not None:
             load_weights(module, weights)
-        if library is not None and library not in ("snntorch", "norse"):
-            raise SnnBridgeError(f"--library must be snntorch or norse, got '{library}'")
+        if library is not None and library not in backends.NATIVE_LIBRARIES:
+            raise SnnBridgeError(f"--library must be one of {', '.join(backends.NATIVE_LIBRARIES)}, got '{library}'")
         lib = library or backends.native_library(module)
         graph = backends.get(lib).from_native(module, shape, dt=dt)
         if check_samples:
