@@ -19,7 +19,7 @@ def _lazy(module: str, cls: str):
 register("reference", _lazy("snnbridge.backends.reference", "ReferenceBackend"))
 register("snntorch", _lazy("snnbridge.backends.snntorch_backend", "SnnTorchBackend"))
 register("norse", _lazy("snnbridge.backends.norse_backend", "NorseBackend"))
-register("brian2", _lazy("snnbridge.backends.brian2_backend", "Brian2Backend"))
+register("brian2", _lazy("snnbridge.backends.brian2.backend", "Brian2Backend"))
 register("snntorch-upstream", _lazy("snnbridge.backends.upstream", "SnnTorchUpstream"))
 register("norse-upstream", _lazy("snnbridge.backends.upstream", "NorseUpstream"))
 register("spikingjelly", _lazy("snnbridge.backends.spikingjelly_backend", "SpikingJellyBackend"))
