@@ -396,6 +396,10 @@ def conform(graph: nir.NIRGraph | FlatGraph | str | Path, inputs: Inputs | Sampl
     if batch_size is not None and batch_size < 0:
         raise InputError(f"batch_size must be >= 0, got {batch_size}")
     conventions = conventions or Conventions()
+    from snnbridge.bridge import limits
+
+    # one batch of the yardstick (float64, membranes kept) must fit before anything runs or prints
+    limits.check_run(fg, steps, min(samples, batch_size or samples))
     plan = _Plan(graph, fg, specs, p, sem_kw, tau, conventions, device)
     if scheduler is not None:
         from snnbridge.validation.distributed import run_sharded
