@@ -72,7 +72,7 @@ def _timing(doc: dict) -> str:
     walls = RESULTS / WALLS
     if walls.exists():
         total = sum(r["wall_s"] for r in json.loads(walls.read_text())["runs"])
-        out += f", wall {total / 60:.1f} min on the shared 2-core machine (niced; see `results/{WALLS}`)"
+        out += f", wall {total / 60:.1f} min on the shared 2-core machine (its load: `results/{WALLS}`)"
     return out
 
 
