@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from snnbridge.backends.native_args import native_dt, native_input_shape
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.bridge.metadata import make_metadata
@@ -374,14 +375,7 @@ def from_native(module: nn.Module, input_shape: Sequence[int], dt: float = 1e-3)
     """
     if isinstance(module, NorseGraphModule):
         return module.to_nir()
-    try:
-        input_shape = tuple(int(s) for s in np.atleast_1d(np.asarray(input_shape, dtype=np.int64)))
-    except (TypeError, ValueError):
-        raise NativeModelError(f"input_shape must be a tuple of ints (per sample), got {input_shape!r}") from None
-    if not input_shape or any(s <= 0 for s in input_shape):
-        raise NativeModelError(f"input_shape must be a non-empty tuple of positive ints, got {list(input_shape)}")
-    if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
-        raise NativeModelError(f"dt must be a positive number of seconds, got {dt!r}")
+    input_shape, dt = native_input_shape(input_shape), native_dt(dt)
     layers = _leaves(module)
     dt = _cells_dt(layers, dt)
     for layer in layers:  # what the probe step could trip over is refused by name first

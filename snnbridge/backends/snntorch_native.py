@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from snnbridge.backends.native_args import native_dt
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph, graph_node, prepare
 from snnbridge.bridge.metadata import make_metadata
@@ -645,8 +646,7 @@ def from_native(module: nn.Module, input_shape: Sequence[int], dt: float = 1e-3)
     Raises:
         NativeModelError: naming the layer path and class, for anything that cannot be carried over exactly.
     """
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise NativeModelError(f"dt must be a positive number of seconds, got {dt!r}")
+    dt = native_dt(dt)
     if isinstance(module, SnnTorchNetwork):
         shape = _check_input_shape(input_shape)
         if shape != tuple(module.input_shape):
