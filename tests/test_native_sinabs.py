@@ -9,26 +9,25 @@ modules run spike-identical, train, and refusals (``MultiSpike``, Sinabs's defau
 
 from __future__ import annotations
 
-import functools
-
 import nir
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from snnbridge.backends import get, native_library
+from snnbridge.backends import get
 from snnbridge.bridge.executor import ReferenceExecutor
-from snnbridge.bridge.io import write_graph
 from snnbridge.errors import NativeModelError
-from snnbridge.validation import conform
 
 from .backend_checks import spikes
+from .native_checks import check_everywhere, diffs, import_case, spiking
 
 sl = pytest.importorskip("sinabs.layers")
 act = pytest.importorskip("sinabs.activation")
 
-BE = get("sinabs")
+LIB = "sinabs"
+BE = get(LIB)
+MODULE_OF = {'norse': 'norse.torch'}
 T, B, SPIKE_P = 20, 2, 0.4
 SS = act.SingleSpike
 
@@ -71,53 +70,23 @@ def build(name: str) -> tuple[nn.Module, tuple[int, ...], float]:
 CONFIGS = ["mlp", "cnn_squeeze"]
 
 
-def _spiking(rec) -> list[str]:
-    return [n for n in rec.outputs if rec.node_types.get(n) in ("LIF", "IF")]
-
-
-def _diffs(native, other) -> dict[str, int]:
-    return {n: int((native.outputs[n] != other.outputs[n]).sum()) for n in _spiking(native)}
-
-
-@functools.cache
-def _imported(name: str, tmp: str):
-    m, shape, dt = build(name)
-    x = spikes(shape, SPIKE_P, 3, T, B)
-    g = BE.from_native(m, shape, dt=dt)
-    path = write_graph(f"{tmp}/{name}.nir", g)
-    return m, x, nir.read(str(path), type_check=True), BE.run_native(m, x, dt=dt), dt
-
-
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("nir"))
-    return lambda name: _imported(name, tmp)
+    return lambda name: import_case(LIB, build, name, tmp, T, B, SPIKE_P)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_native_equals_reference_and_backends(name, imported):
     """0 differing spikes at every spiking layer and step: module vs reference, snnTorch, Norse, Sinabs."""
-    m, x, g, nat, dt = imported(name)
-    layers = _spiking(nat)
-    assert len(layers) >= 3 and all(nat.outputs[n].sum() >= 15 for n in layers), \
-        {n: int(nat.outputs[n].sum()) for n in layers}
-    assert all(nat.outputs[n].float().mean() < 0.9 for n in layers)
-    ref = ReferenceExecutor(g).run(x)
-    assert ref.dt == dt
-    assert _diffs(nat, ref) == {n: 0 for n in layers}
-    for backend in ("snntorch", "norse", "sinabs"):
-        pytest.importorskip(backend if backend != "norse" else "norse.torch")
-        assert _diffs(nat, get(backend).run(g, x)) == {n: 0 for n in layers}, backend
-    assert native_library(m) == "sinabs"
-    r = conform(g, x, ["reference"], original=m)
-    assert r.backends["original"].status == "pass", r.summary()
+    check_everywhere(imported(name), LIB, MODULE_OF, 3)
 
 
 @pytest.mark.slow
 def test_native_equals_brian2(imported):
     pytest.importorskip("brian2")
     m, x, g, nat, dt = imported("mlp")
-    assert _diffs(nat, get("brian2").run(g, x)) == {n: 0 for n in _spiking(nat)}
+    assert diffs(nat, get("brian2").run(g, x)) == {n: 0 for n in spiking(nat)}
 
 
 def test_graph_carries_the_native_constants():
@@ -140,7 +109,7 @@ def test_to_native_runs_identically_and_trains(name, imported):
     with torch.no_grad():
         assert torch.equal(net(x) > 0.5, nat.outputs["output"])
     back = BE.run_native(net.net, x, dt=dt)
-    assert _diffs(nat, back) == {n: 0 for n in _spiking(nat)}
+    assert diffs(nat, back) == {n: 0 for n in spiking(nat)}
     before = {k: p.detach().clone() for k, p in net.named_parameters() if p.requires_grad}
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3)
     loss = net(x).sum(0).pow(2).mean() + sum(p.pow(2).sum() for k, p in net.named_parameters() if k in before) * 1e-3
