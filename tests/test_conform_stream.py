@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 
-import nir
-import numpy as np
 import pytest
 import torch
 
@@ -14,22 +12,7 @@ from snnbridge.validation import conform
 from snnbridge.validation.sources import DataRequest, EncodedImages, resolve
 from snnbridge.validation.stream import ExactSum, TensorSource
 
-
-def lif(n: int, thr: float = 0.5) -> nir.LIF:
-    return nir.LIF(tau=np.full(n, 2e-3), r=np.full(n, 2.0), v_leak=np.zeros(n), v_threshold=np.full(n, thr),
-                   v_reset=np.zeros(n))
-
-
-def mlp(seed: int = 0, n_in: int = 12, n_hid: int = 16, n_out: int = 4) -> nir.NIRGraph:
-    """input → fc1 → lif1 → fc2 → lif2 → output, weights that make both layers fire (euler, dt 1 ms, zero reset)."""
-    r = np.random.default_rng(seed)
-    nodes = {"input": nir.Input(input_type={"input": np.array([n_in])}),
-             "fc1": nir.Linear(weight=r.normal(0.25, 0.5, (n_hid, n_in))), "lif1": lif(n_hid),
-             "fc2": nir.Affine(weight=r.normal(0.3, 0.6, (n_out, n_hid)), bias=r.normal(0, 0.05, n_out)),
-             "lif2": lif(n_out), "output": nir.Output(output_type={"output": np.array([n_out])})}
-    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")]
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3, "reset": "zero", "integration": "euler"},
-                        type_check=False)
+from .test_validation_conformance import mlp  # noqa: E402 - the same small graphs
 
 
 def timeless(d):
