@@ -21,8 +21,8 @@ from snnbridge.errors import SnnBridgeError  # noqa: E402
 from snnbridge.validation import conform  # noqa: E402
 from snnbridge.validation.distributed import split  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_conform_stream import mlp, timeless  # noqa: E402
+from .test_conform_stream import timeless  # noqa: E402
+from .test_validation_conformance import mlp  # noqa: E402
 
 pytestmark = pytest.mark.slow
 DASK = Path(sys.executable).with_name("dask")
