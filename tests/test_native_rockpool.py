@@ -1,13 +1,16 @@
-"""Native Rockpool models in: ``from_native`` / ``run_native`` against the user's own module (no ``to_native`` yet).
+"""Native Rockpool models in and out: ``from_native`` / ``run_native`` / ``to_native`` against the user's own module.
 
 A ``Sequential`` of ``LinearTorch`` and ``LIFTorch`` (``max_spikes_per_dt=1``, float64 copy) is imported, written to a
 ``.nir`` file and read back with ``nir.read(type_check=True)``, then run on the reference executor and the snnTorch,
 Norse and Rockpool backends: every ``LIFTorch``'s spikes equal the module's own at every step.  Refusals (Rockpool's
-default multi-spike ``max_spikes_per_dt``, bias, noise, several synapses) name the layer.
+default multi-spike ``max_spikes_per_dt``, bias, noise, several synapses) name the layer.  ``to_native`` of the
+imported graph runs spike-identical to the module and the reference, trains (SGD through Rockpool's surrogate),
+imports back to the same graph, and refuses what ``LIFTorch`` cannot step exactly, naming the node and field.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import nir
@@ -18,7 +21,7 @@ import torch
 from snnbridge.backends import get, native_library
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.io import write_graph
-from snnbridge.errors import NativeModelError
+from snnbridge.errors import NativeModelError, UnsupportedNodeError
 from snnbridge.validation import conform
 
 from .backend_checks import spikes
@@ -120,3 +123,109 @@ def test_refusals_name_the_layer():
         n_in = lif.size_in
         with pytest.raises(NativeModelError, match=pattern):
             BE.from_native(Sequential(_lin(4, n_in, 1.0, 0), lif), (4,))
+
+
+def _run(net, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``net``'s output ``[T, B, N_out]`` and every ``LIFTorch``'s spikes (``bool [T, B, N]``, by module name) on
+    ``x`` ``[T, B, N_in]`` (Rockpool's ``[B, T, N]`` layout inside; the user's global RNG is untouched)."""
+    spk: dict[str, torch.Tensor] = {}
+    hooks = [mod.register_forward_hook(lambda m, a, out, k=k: spk.__setitem__(k, out.detach().transpose(0, 1) > 0.5))
+             for k, mod in net.modules().items() if type(mod) is LIFTorch]
+    try:
+        with torch.random.fork_rng(devices=[]):  # each LIFTorch call draws (zero-scaled) noise
+            y, _, _ = net(x.transpose(0, 1).contiguous())
+    finally:
+        for h in hooks:
+            h.remove()
+    return y.transpose(0, 1), spk
+
+
+def _same_graph(a: nir.NIRGraph, b: nir.NIRGraph) -> None:
+    """Same node names, types, edges, parameter arrays and neuron metadata, bit for bit."""
+    assert set(a.nodes) == set(b.nodes) and sorted(a.edges) == sorted(b.edges)
+    for name, na in a.nodes.items():
+        nb = b.nodes[name]
+        assert type(na) is type(nb), name
+        for k, v in vars(na).items():
+            if isinstance(v, np.ndarray):
+                assert np.array_equal(v, getattr(nb, k)), (name, k)
+        for k, v in (getattr(na, "metadata", None) or {}).items():
+            assert np.array_equal(v, nb.metadata[k]) if isinstance(v, np.ndarray) else v == nb.metadata[k], (name, k)
+
+
+def test_to_native_runs_identically_trains_and_round_trips(imported):
+    from rockpool.nn.modules.torch.lif_torch import StepPWL
+
+    from snnbridge.backends.rockpool_native import typed_step_pwl
+
+    m, x, g, nat = imported("mlp")
+    net = BE.to_native(g)
+    assert type(net).__name__ == "TorchSequential" and list(net.modules()) == list(m.modules())
+    lifs = [mod for mod in net.modules().values() if type(mod) is LIFTorch]
+    assert len(lifs) == 3 and all(float(mod.max_spikes_per_dt) == 1 and float(mod.noise_std) == 0 for mod in lifs)
+    assert all(mod.spike_generation_fn == typed_step_pwl().apply for mod in lifs)
+    layers = _spiking(nat)
+    with torch.no_grad():
+        y, spk = _run(net, x)
+    ref = ReferenceExecutor(g).run(x)
+    assert {n: int((spk[n] != nat.outputs[n]).sum()) for n in layers} == {n: 0 for n in layers}
+    assert {n: int((spk[n] != ref.outputs[n]).sum()) for n in layers} == {n: 0 for n in layers}
+    assert torch.equal(y > 0.5, nat.outputs["output"])
+    assert _diffs(nat, BE.run_native(net, x)) == {n: 0 for n in layers}
+    assert lifs[0].spike_generation_fn == typed_step_pwl().apply and m[1].spike_generation_fn == StepPWL.apply
+    _same_graph(g, BE.from_native(net, (10,)))  # the constants, weights and names come back bit for bit
+
+    net = BE.to_native(g)
+    params = dict(net.named_parameters())
+    assert sorted(params) == ["0_LinearTorch.weight", "2_LinearTorch.bias", "2_LinearTorch.weight",
+                              "4_LinearTorch.weight"] and all(p.requires_grad for p in params.values())
+    before = {k: p.detach().clone() for k, p in params.items()}
+    y, _ = _run(net, x)
+    loss = (y.sum(0) - 3.0).pow(2).mean()  # Rockpool's StepPWL surrogate carries the gradient to every layer
+    loss.backward()
+    assert all(p.grad is not None and bool(p.grad.ne(0).any()) for p in params.values())
+    torch.optim.SGD(params.values(), lr=1e-2).step()
+    assert all(not torch.equal(before[k], p) for k, p in params.items())
+    g2 = BE.from_native(net, (10,))
+    for k, p in params.items():
+        node, field = k.split(".")
+        want = p.detach().numpy().T if field == "weight" else p.detach().numpy()
+        assert np.array_equal(getattr(g2.nodes[node], field), want), k
+
+
+def _edited(g: nir.NIRGraph, node: str, swap: nir.NIRNode | None = None, drop: tuple[str, ...] = (),
+            meta: dict | None = None, **params) -> nir.NIRGraph:
+    """A copy of ``g`` whose ``node`` is ``swap``, or has the pinned constants ``drop`` removed (computed from its
+    parameters again), other ``meta`` entries and other ``params``."""
+    g = copy.deepcopy(g)
+    if swap is not None:
+        g.nodes[node] = swap
+        return g
+    n = g.nodes[node]
+    for k in drop:
+        n.metadata.pop(k)
+    n.metadata.update(meta or {})
+    for k, v in params.items():
+        setattr(n, k, v)
+    return g
+
+
+def test_to_native_refusals_name_the_node_and_field():
+    m, shape = build("mlp")
+    g = BE.from_native(m, shape)
+    node = g.nodes["1_LIFTorch"]
+    ones = np.ones(16)
+    cases = [
+        (_edited(g, "1_LIFTorch", meta={"threshold": "strict"}), r"node '1_LIFTorch', field 'threshold'.*strict"),
+        (_edited(g, "1_LIFTorch", meta={"reset": "zero"}), r"node '1_LIFTorch', field 'reset'"),
+        (_edited(g, "1_LIFTorch", drop=("bias",), v_leak=ones * 0.1), r"node '1_LIFTorch', field 'v_leak'"),
+        (_edited(g, "1_LIFTorch", drop=("syn_gain",), w_in=node.w_in * 2), r"node '1_LIFTorch', field 'w_in'"),
+        (_edited(g, "1_LIFTorch", drop=("gain",), r=node.r * 0.5), r"node '1_LIFTorch', field 'r'"),
+        (_edited(g, "1_LIFTorch", drop=("decay", "gain"), tau_mem=ones * 1e-3),
+         r"node '1_LIFTorch', field 'tau_mem'.*outside"),
+        (_edited(g, "1_LIFTorch", swap=nir.LIF(tau=ones * 0.02, r=ones, v_leak=0 * ones, v_threshold=ones,
+                                                v_reset=0 * ones)), r"node '1_LIFTorch'.*LIF.*only CubaLIF"),
+    ]
+    for graph, pattern in cases:
+        with pytest.raises(UnsupportedNodeError, match=pattern):
+            BE.to_native(graph)

@@ -242,3 +242,11 @@ class RockpoolBackend(TorchGraphBackend):
         from snnbridge.backends.rockpool_native import run_native
 
         return run_native(module, inputs, dtype=dtype, dt=dt)
+
+    def to_native(self, graph, dt: float | None = None, **options):
+        """A trainable Rockpool ``Sequential`` of ``LinearTorch`` and ``LIFTorch`` realising the chain ``graph`` (see
+        :func:`~snnbridge.backends.rockpool_native.to_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.rockpool_native import to_native
+
+        return to_native(graph, dt=dt, **options)

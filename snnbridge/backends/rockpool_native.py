@@ -1,5 +1,5 @@
-"""Native Rockpool models in: :func:`from_native` and :func:`run_native` (rockpool 3.1.0, read from
-``rockpool/nn/modules/torch/lif_torch.py``).  No ``to_native`` yet.
+"""Native Rockpool models in and out: :func:`from_native`, :func:`run_native`, :func:`to_native` (rockpool 3.1.0,
+read from ``rockpool/nn/modules/torch/lif_torch.py``).
 
 ``LIFTorch`` steps (per batch element; ``α = alpha``, ``β = beta`` as the module computes them, ``θ = threshold``)::
 
@@ -14,10 +14,11 @@ reference ``CubaLIF`` with pinned ``syn_decay = β``, ``syn_gain = 1``, ``decay 
 
 Accepted: ``rockpool.nn.combinators.Sequential`` of ``LinearTorch`` (→ ``Linear``/``Affine`` with the transposed
 weight) and ``LIFTorch`` with ``n_synapses = 1``, ``max_spikes_per_dt = 1``, ``spike_generation_fn`` Rockpool's
-``StepPWL``, ``bias = 0``, ``noise_std = 0``, no (or all-zero) recurrent weights, positive thresholds.  Refused by name
-(:class:`~snnbridge.errors.NativeModelError`): Rockpool's default ``max_spikes_per_dt = 2^16`` (``⌊v/θ⌋`` spikes per
-step: the reference has no multi-spike neuron), a bias or noise (another rounding / randomness), several synapses,
-recurrence, other spike functions and every other module.  Node names are the module names (``0_LinearTorch``).
+``StepPWL`` (or :func:`typed_step_pwl`, what :func:`to_native` builds), ``bias = 0``, ``noise_std = 0``, no (or
+all-zero) recurrent weights, positive thresholds.  Refused by name (:class:`~snnbridge.errors.NativeModelError`):
+Rockpool's default ``max_spikes_per_dt = 2^16`` (``⌊v/θ⌋`` spikes per step: the reference has no multi-spike neuron),
+a bias or noise (another rounding / randomness), several synapses, recurrence, other spike functions and every other
+module.  Node names are the module names (``0_LinearTorch``).
 The graph pins ``α``/``β`` as the module computes them in its own dtype (``exp(-dt/tau)``): import the model in the
 dtype you compare it in (``.to(torch.float64)`` first).
 
@@ -25,11 +26,17 @@ dtype you compare it in (``.to(torch.float64)`` first).
 float64 ``w_rec`` in ``F.linear``), so the copy's spike function returns ``StepPWL``'s spike counts in the membrane's
 dtype (exact: small integers) and its float32 outputs are cast for the next float64 layer (exact for 0/1); the state
 is reset first (Rockpool keeps batch element 0's state between calls).
+
+:func:`to_native` builds the inverse: a ``TorchSequential`` (what ``Sequential`` returns for torch modules) of
+``LinearTorch`` and ``LIFTorch(leak_mode="decays")`` named by the graph's nodes, for chains of ``Linear``/``Affine``
+and ``CubaLIF`` nodes of exactly the form above; everything else is refused naming the node and field.
 """
 
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
+from functools import lru_cache
 from typing import Sequence
 
 import nir
@@ -40,7 +47,7 @@ from snnbridge.backends.norse_native import _exact_cast, _Layer
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.metadata import make_metadata
 from snnbridge.bridge.recording import Recording
-from snnbridge.errors import NativeModelError
+from snnbridge.errors import NativeModelError, UnsupportedNodeError
 
 
 def _rp():
@@ -49,6 +56,23 @@ def _rp():
     from rockpool.nn.modules.torch.lif_torch import StepPWL
 
     return Sequential, LinearTorch, LIFTorch, StepPWL
+
+
+@lru_cache(maxsize=1)
+def typed_step_pwl() -> type:
+    """``TypedStepPWL``: Rockpool's ``StepPWL`` (same ``(v >= θ)·min(⌊v/θ⌋, max_spikes_per_dt)``, same surrogate
+    backward) returning the membrane's dtype, so that a float64 ``LIFTorch`` runs (``StepPWL`` returns float32,
+    which Rockpool 3.1.0 then feeds to ``F.linear`` with the float64 ``w_rec``)."""
+    _, _, _, StepPWL = _rp()
+
+    class TypedStepPWL(StepPWL):
+        """Rockpool's ``StepPWL`` whose spikes have the membrane's dtype."""
+
+        @staticmethod
+        def forward(ctx, x, threshold, window, max_spikes_per_dt):  # noqa: D102
+            return StepPWL.forward(ctx, x, threshold, window, max_spikes_per_dt).to(x.dtype)
+
+    return TypedStepPWL
 
 
 def _err(la: _Layer, message: str) -> NativeModelError:
@@ -83,7 +107,7 @@ def _lif_node(la: _Layer, n: int, dt: float) -> nir.NIRNode:
     m = la.module
     if int(m.n_synapses) != 1:
         raise _err(la, f"has n_synapses={int(m.n_synapses)} (the reference node has one current per neuron)")
-    if m.spike_generation_fn != StepPWL.apply:
+    if m.spike_generation_fn not in (StepPWL.apply, typed_step_pwl().apply):
         raise _err(la, "spike_generation_fn is not Rockpool's StepPWL")
     if not np.all(_arr(la, "max_spikes_per_dt", m.max_spikes_per_dt) == 1):
         raise _err(la, f"max_spikes_per_dt = {float(m.max_spikes_per_dt):g}: StepPWL then emits floor(v/θ) spikes "
@@ -226,3 +250,146 @@ def run_native(module, inputs, dtype: torch.dtype = torch.float64, dt: float | N
     outputs["output"] = y > 0.5 if flags.get("output") else y
     return Recording(outputs, {}, {n: fg.type_of(n) for n in fg.order}, fg.semantics.dt, "rockpool-native",
                      list(fg.order))
+
+
+# --------------------------------------------------------------------------- to_native
+
+
+def _refuse(name: str, field: str | None, why: str) -> UnsupportedNodeError:
+    return UnsupportedNodeError(f"backend 'rockpool' to_native: {why}", node=name, field=field)
+
+
+def _lif_torch(fg, name: str):
+    """``LIFTorch`` stepping exactly as ``CubaLIF`` node ``name`` (``[N]`` constants, ``max_spikes_per_dt = 1``,
+    frozen decays, threshold and zero bias), or :class:`UnsupportedNodeError` naming the node and field."""
+    from rockpool.parameters import Constant
+
+    _, _, LIFTorch, _ = _rp()
+    kind = fg.type_of(name)
+    if kind != "CubaLIF":
+        raise _refuse(name, None, f"node type {kind}: only CubaLIF neurons become LIFTorch")
+    shape = tuple(fg.in_shapes[name])
+    if len(shape) != 1:
+        raise _refuse(name, None, f"per-sample shape {list(shape)}: LIFTorch neurons are a flat [N] layer")
+    c, opts = fg.coefficients(name), fg.options(name)
+    if fg.node_reset[name] != "subtract":
+        raise _refuse(name, "reset", f"reset '{fg.node_reset[name]}' (LIFTorch subtracts its threshold)")
+    if opts.reset_timing != "immediate":
+        raise _refuse(name, "reset_timing", f"reset timing '{opts.reset_timing}' (LIFTorch resets in the step "
+                                             f"that fired)")
+    if not c.inclusive:
+        raise _refuse(name, "threshold", "a strict compare v > θ (StepPWL fires at v >= θ and subtracts the same θ)")
+    v0, i0 = sem.initial_values(opts, torch.zeros((1,) + shape, dtype=torch.float64))
+    if not (bool(torch.all(v0 == 0)) and bool(torch.all(i0 == 0))):
+        raise _refuse(name, "v_init" if bool(torch.any(v0 != 0)) else "i_init", "a non-zero initial state "
+                                                                                 "(LIFTorch's states start at 0)")
+
+    def full(a) -> np.ndarray:
+        return np.broadcast_to(np.asarray(a, dtype=np.float64), shape).copy()
+
+    alpha, gain, beta = full(c.decay), full(c.gain), full(c.syn_decay)
+    thr, bias, syn_gain = full(c.threshold), full(c.bias), full(c.syn_gain)
+    if np.any(bias != 0):
+        raise _refuse(name, "v_leak", "a bias (v_leak) != 0: Rockpool adds its bias after α·v + i, another rounding")
+    if np.any(syn_gain != 1):
+        raise _refuse(name, "w_in", "a synaptic input gain != 1 (LIFTorch adds its input to the current unscaled)")
+    for field, d, what in (("tau_mem", alpha, "decay"), ("tau_syn", beta, "syn_decay")):
+        if not (np.all(d > 0) and np.all(d < 1)):
+            raise _refuse(name, field, f"{what} {d.min():g}..{d.max():g} lies outside (0, 1)")
+    if not np.array_equal(gain, beta):
+        raise _refuse(name, "r", "a membrane gain that is not the synaptic decay (LIFTorch adds β·(i + x) to the "
+                                 "membrane: gain = syn_decay)")
+    if not np.all(thr > 0):
+        raise _refuse(name, "v_threshold", "a threshold <= 0 (StepPWL's floor(v/θ) is then not a v >= θ test)")
+    n = shape[0]
+    with torch.random.fork_rng(devices=[]):  # Rockpool's constructor draws (unused) recurrent weights
+        mod = LIFTorch(n, leak_mode="decays", alpha=Constant(torch.as_tensor(alpha)),
+                       beta=Constant(torch.as_tensor(beta[:, None])), threshold=Constant(torch.as_tensor(thr)),
+                       bias=Constant(torch.zeros(n)), spike_generation_fn=typed_step_pwl(), max_spikes_per_dt=1.0,
+                       dt=float(fg.semantics.dt))
+    return mod, {"alpha": alpha, "beta": beta[:, None], "threshold": thr}  # beta: [N, n_synapses = 1]
+
+
+def _linear_torch(fg, name: str):
+    """``LinearTorch`` of ``Linear``/``Affine`` node ``name`` (weight ``[N_in, N_out]`` = the node's transposed) and
+    the values to set once the module has its dtype."""
+    _, LinearTorch, _, _ = _rp()
+    node = fg.nodes[name]
+    w = np.asarray(node.weight, dtype=np.float64)
+    shape = tuple(fg.in_shapes[name])
+    if w.ndim != 2 or shape != (w.shape[1],):
+        raise _refuse(name, "weight", f"weight {list(w.shape)} on per-sample input {list(shape)}: LinearTorch "
+                                      f"maps [N_in] to [N_out]")
+    values = {"weight": w.T.copy()}
+    if isinstance(node, nir.Affine):
+        values["bias"] = np.broadcast_to(np.asarray(node.bias, dtype=np.float64), (w.shape[0],)).copy()
+    with torch.random.fork_rng(devices=[]):  # its constructor draws the initial weights
+        mod = LinearTorch((w.shape[1], w.shape[0]), has_bias="bias" in values)
+    return mod, values
+
+
+def to_native(graph, dt: float | None = None, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
+              reset: str | None = None, integration: str | None = None):
+    """A trainable Rockpool ``Sequential`` (``TorchSequential``) of ``LinearTorch`` and ``LIFTorch`` realising the
+    chain ``graph`` (NIR graph, FlatGraph or path); it takes ``[B, T, N_in]`` and returns spikes
+    ``[B, T, N_out]`` (Rockpool's layout; float32 spikes, as ``LIFTorch`` records them).
+
+    Accepted: a chain ``Input → (Linear | Affine | CubaLIF)* → Output`` over flat ``[N]`` shapes whose ``CubaLIF``
+    nodes are exactly what :func:`from_native` writes: ``syn_gain = 1``, ``gain = syn_decay = β``, ``decay = α``
+    (both in (0, 1)), ``bias = 0``, reset subtract (immediate), the inclusive compare, threshold > 0, zero initial
+    state.  Each becomes ``LIFTorch(leak_mode="decays")`` with ``alpha``, ``beta``, ``threshold`` (per neuron, set
+    in ``dtype`` bit for bit) and ``bias = 0`` as Rockpool ``Constant`` s (not trained), ``noise_std = 0``,
+    ``max_spikes_per_dt = 1`` and ``spike_generation_fn`` :func:`typed_step_pwl` (``StepPWL`` returning the
+    membrane's dtype: Rockpool 3.1.0 cannot run float64 ``LIFTorch`` otherwise).  The ``LinearTorch`` weights and
+    biases require grad.  Each ``LinearTorch`` casts its input to its own dtype (a forward pre-hook, exact for
+    0/1: ``LIFTorch`` records its spikes in float32).  Modules are named by their nodes (``.`` → ``_``).
+
+    Rockpool keeps batch element 0's state after a call and ``reset_state()`` resets to float32 zeros: before a
+    new float64 sequence call ``net.reset_state()`` then ``net.to(torch.float64)``, or use :func:`run_native`.
+    Anything else is refused with :class:`UnsupportedNodeError` naming the node and field.
+    """
+    from pathlib import Path
+
+    from rockpool.nn.combinators.sequential import TorchSequential
+
+    from snnbridge.backends.rockpool_backend import RockpoolBackend
+    from snnbridge.bridge.io import read_graph
+
+    if isinstance(graph, (str, Path)):
+        graph = read_graph(graph)
+    fg = RockpoolBackend().prepare(graph, dt, reset, integration, dtype)
+    if len(fg.inputs) != 1 or len(fg.outputs) != 1 or fg.is_recurrent:
+        raise UnsupportedNodeError("backend 'rockpool' to_native needs a chain with one Input and one Output node "
+                                   "and no recurrence")
+    mods: OrderedDict = OrderedDict()
+    values: dict[str, dict[str, np.ndarray]] = {}
+    for name in fg.order:
+        kind = fg.type_of(name)
+        if len(fg.preds[name]) > 1 or sum(name in fg.preds[n] for n in fg.order) > 1:
+            raise _refuse(name, None, "the graph branches here (only chains become a Sequential)")
+        if kind in ("Input", "Output"):
+            if len(fg.out_shapes[name]) != 1:
+                raise _refuse(name, None, f"per-sample shape {list(fg.out_shapes[name])}: Rockpool chains take [N]")
+            continue
+        key = name.replace(".", "_")
+        if key in mods:
+            raise _refuse(name, None, f"its module name '{key}' collides with another node's")
+        if kind in ("Linear", "Affine"):
+            mods[key], values[key] = _linear_torch(fg, name)
+        elif kind in sem.NEURON_TYPES:
+            mods[key], values[key] = _lif_torch(fg, name)
+        else:
+            raise _refuse(name, None, f"node type {kind}: a Rockpool chain holds LinearTorch (Linear, Affine) and "
+                                      f"LIFTorch (CubaLIF) only")
+    if not mods:
+        raise UnsupportedNodeError("backend 'rockpool' to_native: the graph has no Linear, Affine or CubaLIF node")
+    net = TorchSequential(mods).to(dtype=dtype, device=torch.device(device))
+    _, LinearTorch, _, _ = _rp()
+    with torch.no_grad():  # Rockpool's constructors cast to float32: set the dtype values again
+        for key, vals in values.items():
+            for attr, a in vals.items():
+                getattr(mods[key], attr).copy_(torch.as_tensor(a, dtype=dtype))
+    for mod in mods.values():
+        if type(mod) is LinearTorch:
+            mod.register_forward_pre_hook(_exact_cast)
+    return net
