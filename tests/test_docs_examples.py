@@ -120,6 +120,7 @@ def sandbox(tmp_path_factory) -> Path:
     work.mkdir()
     if (SHARED / "data").is_dir():
         (root / "data").symlink_to(SHARED / "data")
+        (root / "shared").symlink_to(SHARED)  # ../shared/data, as the docs write it from the project's root
     for g in sorted((SHARED / "nir-graphs").glob("*.nir")) if (SHARED / "nir-graphs").is_dir() else []:
         (work / g.name).symlink_to(g)
     torch.manual_seed(0)
@@ -178,6 +179,10 @@ def _needs_shared(bs: list[Block]) -> bool:
 def _run_blocks(bs: list[Block], sandbox: Path) -> None:
     if not SHARED.is_dir() and _needs_shared(bs):
         pytest.skip("the example uses ../shared (datasets, NIR-paper graphs), absent here")
+    fresh = sandbox.parent / f"work-{bs[0].page.stem}-{bs[0].line}"  # each example starts from the same files
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(sandbox, fresh, symlinks=True)
+    sandbox = fresh
     if bs[0].lang == "python":
         script = "\n\n".join(f"# --- {b.id}\n{b.code}" for b in bs)
         r = subprocess.run([sys.executable, "-c", script], cwd=sandbox, env=_env(), capture_output=True, text=True,
