@@ -137,6 +137,23 @@ def check_table1(backend: str, key: str, neuron: str, reset: str, exact: bool, r
         assert n32 <= 0.01 * sum(int(ref.outputs[n].numel()) for n in spiking)
 
 
+def check_table1_subtract_only(backend: str, key: str, neuron: str, reset: str) -> None:
+    """A Table-1 structure on a backend whose neurons only subtract (Rockpool, Spyx): the zero reset is refused
+    by name (field ``reset``), subtract and none are spike-exact in float64 and float32, every layer firing."""
+    from snnbridge.errors import UnsupportedNodeError
+
+    graph, x, semantics = table1(key, neuron)
+    semantics = dict(semantics, reset=reset)
+    if reset == "zero":
+        with pytest.raises(UnsupportedNodeError, match="field 'reset'"):
+            get(backend).compile(graph, **semantics)
+        return
+    for dtype in (torch.float64, torch.float32):
+        ref, got = run_both(backend, graph, x, semantics, dtype)
+        assert_same_recording(ref, got, exact=True)
+        assert all(ref.outputs[n].any() for n in ref.order if ref.node_types[n] in ("IF", "LIF"))
+
+
 def check_peer_graph(backend: str, graphs: Path, stem: str, exact: bool, rtol: float = 1e-12) -> None:
     """A real graph of ``../shared/nir-graphs`` on ``backend``: float64 equal, float32 near-threshold only."""
     path = graphs / f"{stem}.nir"

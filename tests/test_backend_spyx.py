@@ -16,7 +16,7 @@ from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.errors import UnsupportedNodeError
 from snnbridge.validation.node_suite import chain, node_cases
 
-from .backend_checks import PEERS, assert_same_recording, run_both, spikes, table1
+from .backend_checks import PEERS, assert_same_recording, check_table1_subtract_only, run_both, spikes
 from .conftest import NIR_GRAPHS
 from .more_backends import heavy, peer_params, table1_params
 
@@ -67,16 +67,7 @@ def _table1_params() -> list:
 
 @pytest.mark.parametrize("key, neuron, reset", _table1_params())
 def test_table1_structures(key, neuron, reset):
-    graph, x, semantics = table1(key, neuron)
-    semantics = dict(semantics, reset=reset)
-    if reset == "zero":
-        with pytest.raises(UnsupportedNodeError, match="field 'reset'"):
-            get(BACKEND).compile(graph, **semantics)
-        return
-    for dtype in (torch.float64, torch.float32):
-        ref, got = run_both(BACKEND, graph, x, semantics, dtype)
-        assert_same_recording(ref, got, exact=True)
-        assert all(ref.outputs[n].any() for n in ref.order if ref.node_types[n] in ("IF", "LIF"))
+    check_table1_subtract_only(BACKEND, key, neuron, reset)
 
 
 def _peer(stem: str, dtype: torch.dtype) -> None:
