@@ -40,6 +40,7 @@ Limits, refused by name (``UnsupportedNodeError``): ``dtype`` other than float64
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -79,10 +80,10 @@ def _neuron_classes() -> tuple[type, type]:
         spiking = True
         negative = True
 
-        def __init__(self, coeffs: dict[str, np.ndarray | None], reset: str, timing: str, zero_target: str,
+        def __init__(self, coeffs: sem.TensorCoefficients, reset: str, timing: str, zero_target: str,
                      initial_state: dict | None = None) -> None:
             super().__init__(initial_state=initial_state)
-            self.coeffs = coeffs
+            self.coeffs = coeffs  # float64, flattened to [N]
             self.reset = reset
             self.timing = timing
             self.zero_target = zero_target
@@ -92,45 +93,17 @@ def _neuron_classes() -> tuple[type, type]:
             return np.zeros_like(gain), np.zeros_like(gain)
 
         def step(self, dt, J, output, voltage, current, membrane):
+            """One step of :func:`semantics.neuron_step` on Nengo's own state arrays (viewed as tensors, no copy)."""
             c = self.coeffs
-            drive = J
-            if c["syn_decay"] is not None:
-                current[...] = c["syn_decay"] * current + (c["syn_gain"] * J + 0.0)
-                drive = current
-            thr = c["threshold"]
-            if thr is None:
-                voltage[...] = c["decay"] * voltage + (c["gain"] * drive + c["bias"])
-                membrane[...] = voltage
-                output[...] = voltage
-                return
-            fire_at = c["fire_threshold"]
-            if self.timing == "immediate" or self.reset == "none":
-                v = c["decay"] * voltage + (c["gain"] * drive + c["bias"])
-                s = (v - fire_at > 0).astype(np.float64)
-                membrane[...] = v
-                output[...] = s
-                if self.reset == "zero":
-                    voltage[...] = v * (1 - s) + s * c["v_reset"]
-                elif self.reset == "subtract":
-                    voltage[...] = v - s * thr
-                else:
-                    voltage[...] = v
-                return
-            # snnTorch's timings: the reset is decided from the carried state (semantics.delayed_integrate)
-            r = (voltage - fire_at > 0).astype(np.float64)
-            if self.reset == "zero" and self.zero_target == "state":
-                v = c["decay"] * (voltage * (1 - r)) + (c["gain"] * drive + c["bias"])
-            else:
-                u = c["decay"] * voltage + (c["gain"] * drive + c["bias"])
-                v = u - r * thr if self.reset == "subtract" else u - u * r
-            s = (v - fire_at > 0).astype(np.float64)
-            membrane[...] = v
-            output[...] = s
-            if self.timing == "delayed":
-                voltage[...] = v
-            else:  # immediate_rechecked (semantics.recheck_reset)
-                d = s - r
-                voltage[...] = v - d * thr if self.reset == "subtract" else v - d * v
+            state = sem.NeuronState(torch.from_numpy(voltage),
+                                    torch.from_numpy(current) if c.syn_decay is not None else None)
+            out, new, v = sem.neuron_step(state, torch.from_numpy(np.asarray(J, dtype=np.float64)), c, self.reset,
+                                          timing=self.timing, zero_target=self.zero_target)
+            output[...] = out.numpy()
+            membrane[...] = v.numpy()
+            voltage[...] = new.v.numpy()
+            if new.i is not None:
+                current[...] = new.i.numpy()
 
     class ThresholdNeuron(nengo.neurons.NeuronType):
         """NIR ``Threshold`` as a stateless Nengo neuron type: ``output = J > θ`` (0/1), ``θ`` ``[N]``."""
@@ -386,14 +359,9 @@ class NengoSimulation(Simulation):
         c = fg.coefficients(name)
         opts = fg.options(name)
         spiking = c.threshold is not None
-        fire_at = None
-        if spiking:
-            tc = sem.TensorCoefficients.of(c, torch.float64)
-            fire_at = _flat(tc.fire_threshold.numpy(), shape)
-        coeffs = {"decay": _flat(c.decay, shape), "gain": _flat(c.gain, shape), "bias": _flat(c.bias, shape),
-                  "threshold": _flat(c.threshold, shape), "fire_threshold": fire_at,
-                  "v_reset": _flat(c.v_reset, shape), "syn_decay": _flat(c.syn_decay, shape),
-                  "syn_gain": _flat(c.syn_gain, shape)}
+        flat = dataclasses.replace(c, **{f: _flat(getattr(c, f), shape) for f in
+                                         ("decay", "gain", "bias", "threshold", "v_reset", "syn_decay", "syn_gain")})
+        coeffs = sem.TensorCoefficients.of(flat, torch.float64)
         init = {}
         if opts.v_init is not None:
             init["voltage"] = _flat(opts.v_init, shape)
