@@ -1,10 +1,12 @@
-"""The two arguments every library's ``from_native`` shares, checked once: the per-sample input shape and dt."""
+"""What every library's ``from_native`` shares: the per-sample input shape and dt, checked once, and the final
+type-checked graph."""
 
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
+import nir
 import numpy as np
 
 from snnbridge.errors import NativeModelError
@@ -27,3 +29,15 @@ def native_dt(dt: float) -> float:
     if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise NativeModelError(f"dt must be a positive number of seconds, got {dt!r}")
     return float(dt)
+
+
+def native_graph(nodes: dict, edges: list[tuple[str, str]], metadata: dict) -> nir.NIRGraph:
+    """The imported ``nir.NIRGraph``, type-checked (except with grouped convolutions, which NIR's check rejects);
+    one :class:`NativeModelError` when it does not check."""
+    # nir 1.0.8 derives a grouped convolution's input type from its weight (wrong channel count), so such a graph
+    # is built without nir's type check; prepare() checks every shape itself
+    grouped = any(int(getattr(n, "groups", 1) or 1) != 1 for n in nodes.values())
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=not grouped)
+    except Exception as e:  # noqa: BLE001 - nir's type check raises anything
+        raise NativeModelError(f"the imported graph does not type-check: {e}") from None

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnbridge.backends.native_args import native_dt, native_input_shape
+from snnbridge.backends.native_args import native_dt, native_graph, native_input_shape
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.bridge.metadata import make_metadata
@@ -410,13 +410,7 @@ def from_native(module: nn.Module, input_shape: Sequence[int], dt: float = 1e-3)
 
     meta = make_metadata(sem.Semantics(dt=dt, reset=reset, integration="euler"),
                          native=f"norse {norse_version} {type(module).__name__}")
-    grouped = any(int(getattr(n, "groups", 1) or 1) != 1 for n in nodes.values())
-    try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=not grouped)
-    except Exception as e:  # noqa: BLE001 - nir's type check raises anything
-        raise NativeModelError(f"the imported graph does not type-check: {e}") from None
-    # nir 1.0.8 derives a grouped convolution's input type from its weight (wrong channel count), so such a graph
-    # is built without nir's type check; prepare() checks every shape itself.
+    return native_graph(nodes, edges, meta)
 
 
 # --------------------------------------------------------------------------- run_native

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnbridge.backends.native_args import native_dt, native_input_shape
+from snnbridge.backends.native_args import native_dt, native_graph, native_input_shape
 from snnbridge.backends.norse_native import _exact_cast, _Layer, _stateless_node
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.metadata import make_metadata
@@ -246,11 +246,7 @@ def from_native(module: nn.Module, input_shape: Sequence[int], dt: float = 1e-3)
     meta = make_metadata(sem.Semantics(dt=dt, reset=Counter(resets).most_common(1)[0][0] if resets else "zero",
                                        integration="euler", threshold="inclusive"),
                          native=f"sinabs {version('sinabs')} {type(module).__name__}")
-    grouped = any(int(getattr(n, "groups", 1) or 1) != 1 for n in nodes.values())
-    try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=not grouped)
-    except Exception as e:  # noqa: BLE001 - nir's type check raises anything
-        raise NativeModelError(f"the imported graph does not type-check: {e}") from None
+    return native_graph(nodes, edges, meta)
 
 
 def run_native(module: nn.Module, inputs, dtype: torch.dtype = torch.float64, dt: float = 1e-3) -> Recording:

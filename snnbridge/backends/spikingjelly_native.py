@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnbridge.backends.native_args import native_dt, native_input_shape
+from snnbridge.backends.native_args import native_dt, native_graph, native_input_shape
 from snnbridge.backends.norse_native import _Layer, _stateless_node
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
@@ -298,11 +298,7 @@ def from_native(module: nn.Module, input_shape: Sequence[int], dt: float = 1e-3)
 
     meta = make_metadata(sem.Semantics(dt=dt, reset=reset, integration="euler", threshold=compare),
                          native=f"spikingjelly {sj_version} {type(module).__name__} step_mode={mode}")
-    grouped = any(int(getattr(n, "groups", 1) or 1) != 1 for n in nodes.values())
-    try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=not grouped)
-    except Exception as e:  # noqa: BLE001 - nir's type check raises anything
-        raise NativeModelError(f"the imported graph does not type-check: {e}") from None
+    return native_graph(nodes, edges, meta)
 
 
 # --------------------------------------------------------------------------- run_native
