@@ -93,10 +93,7 @@ class UpstreamSimulation(Simulation):
     def run(self, inputs: Inputs, record: Iterable[str] | None = None, membranes: bool = True) -> Recording:
         """Step the imported module on ``inputs`` ``[T, B, *shape]``; records Output, Input and exposed nodes."""
         fg = self.graph
-        if len(fg.inputs) != 1 or len(fg.outputs) != 1:
-            raise UpstreamError(f"upstream failure: {self.importer} supports one Input and one Output node only")
-        xs = as_input_tensors(fg, inputs, self.dtype)
-        x = xs[fg.inputs[0]]
+        xs, x = single_input(fg, inputs, self.dtype, self.importer)
         T, B = x.shape[:2]
         by_module = {n.replace(".", "_"): n for n in fg.order if n not in fg.inputs + fg.outputs}
         traces: dict[str, list[torch.Tensor]] = {}
@@ -163,6 +160,16 @@ def _loop_stateless(fg: FlatGraph) -> set[str]:
 
 
 _binary = is_binary
+
+
+def single_input(fg: FlatGraph, inputs: Inputs, dtype: torch.dtype, importer: str
+                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """``(all input tensors, the one input [T, B, *shape])``; the upstream importers take one Input and one
+    Output node, anything else is an :class:`UpstreamError`."""
+    if len(fg.inputs) != 1 or len(fg.outputs) != 1:
+        raise UpstreamError(f"upstream failure: {importer} supports one Input and one Output node only")
+    xs = as_input_tensors(fg, inputs, dtype)
+    return xs, xs[fg.inputs[0]]
 
 
 class _UpstreamBackend(Backend):

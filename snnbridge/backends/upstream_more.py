@@ -28,9 +28,16 @@ import nir
 import torch
 
 from snnbridge.backends.base import Simulation
-from snnbridge.backends.upstream import UpstreamError, _binary, _captured, _loop_stateless, _UpstreamBackend
+from snnbridge.backends.upstream import (
+    UpstreamError,
+    _binary,
+    _captured,
+    _loop_stateless,
+    _UpstreamBackend,
+    single_input,
+)
 from snnbridge.bridge.graph import FlatGraph
-from snnbridge.bridge.inputs import Inputs, as_input_tensors
+from snnbridge.bridge.inputs import Inputs
 from snnbridge.bridge.io import read_graph
 from snnbridge.bridge.recording import Recording
 from snnbridge.bridge.walk import spike_valued
@@ -87,10 +94,7 @@ class SequenceUpstreamSimulation(Simulation):
     def run(self, inputs: Inputs, record: Iterable[str] | None = None, membranes: bool = True) -> Recording:
         """Import (for this batch size) and run ``inputs`` ``[T, B, *shape]`` through the imported model."""
         fg = self.graph
-        if len(fg.inputs) != 1 or len(fg.outputs) != 1:
-            raise UpstreamError(f"upstream failure: {self.importer} supports one Input and one Output node only")
-        xs = as_input_tensors(fg, inputs, self.dtype)
-        x = xs[fg.inputs[0]]
+        xs, x = single_input(fg, inputs, self.dtype, self.importer)
         T, B = x.shape[:2]
         try:
             with _captured(self.log):
