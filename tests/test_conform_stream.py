@@ -126,3 +126,38 @@ def test_graph_prepared_once(monkeypatch, data):
     calls.clear()
     conform(mlp(), x, ["reference", "reference@reset=subtract"], labels=y)
     assert len(calls) >= 2  # a different semantics is another graph (and explaining it re-runs reset variants)
+
+
+def test_specs_with_the_same_semantics_share_one_prepared_graph(monkeypatch, data):
+    """Backends whose own overrides give the same semantics compile one graph prepared once for them; the matrix
+    hands conform the graph it prepared."""
+    import snnbridge.backends.base as base
+    import snnbridge.bridge.executor as executor
+    import snnbridge.bridge.graph as graph_mod
+    import snnbridge.validation.conformance as conformance
+
+    seen = []
+    original = graph_mod.prepare
+
+    def counting(*args, **kwargs):
+        seen.append(tuple(sorted(kwargs.items())))
+        return original(*args, **kwargs)
+
+    for mod in (graph_mod, conformance, base, executor):
+        monkeypatch.setattr(mod, "prepare", counting)
+    x, y = data
+    r = conform(mlp(), x, ["reference@reset=zero", "snntorch@reset=zero", "norse"], labels=y, dt=1e-3)
+    assert r.passed
+    # the check's graph (dt given) and one more for reset=zero on top of it, shared by both specs
+    assert sorted(seen) == sorted([(("dt", 1e-3),), (("dt", 1e-3), ("reset", "zero"))])
+
+
+def test_semantics_overrides():
+    from snnbridge.bridge.semantics import SemanticsOverrides
+
+    o = SemanticsOverrides(dt=1e-3)
+    assert o and o.kwargs() == {"dt": 1e-3} and not SemanticsOverrides()
+    assert SemanticsOverrides.of({"reset": "zero", "dtype": "float32", "dt": None}) == SemanticsOverrides(reset="zero")
+    both = o.then(SemanticsOverrides(dt=2e-3, reset="subtract"))
+    assert both == SemanticsOverrides(2e-3, "subtract") and both.without_reset() == SemanticsOverrides(dt=2e-3)
+    assert len({both, SemanticsOverrides(2e-3, "subtract")}) == 1  # hashable: one prepared graph per distinct value

@@ -153,6 +153,42 @@ class Semantics:
 
 
 @dataclass(frozen=True)
+class SemanticsOverrides:
+    """What a caller sets over a graph's own semantics (its metadata); ``None`` keeps the graph's value.
+
+    ``graph.prepare(graph, **overrides.kwargs())`` resolves the graph's metadata and these into one
+    :class:`Semantics` (``FlatGraph.semantics``); an explicit ``reset`` also replaces every node's own reset mode.
+    The values are checked where they are resolved (``prepare``), which names the field.
+    """
+
+    dt: float | None = None
+    reset: str | None = None
+    integration: str | None = None
+
+    KEYS = ("dt", "reset", "integration")
+
+    @classmethod
+    def of(cls, options: dict | None) -> "SemanticsOverrides":
+        """The ``dt`` / ``reset`` / ``integration`` entries of ``options`` (other keys ignored)."""
+        options = options or {}
+        return cls(**{k: options[k] for k in cls.KEYS if options.get(k) is not None})
+
+    def kwargs(self) -> dict:
+        """The keywords that are set, for ``prepare`` / ``Backend.compile`` / ``ReferenceExecutor``."""
+        return {k: getattr(self, k) for k in self.KEYS if getattr(self, k) is not None}
+
+    def __bool__(self) -> bool:
+        return bool(self.kwargs())
+
+    def then(self, other: "SemanticsOverrides") -> "SemanticsOverrides":
+        """These overrides with ``other``'s set values winning (a backend spec's own over the check's)."""
+        return SemanticsOverrides(**{**self.kwargs(), **other.kwargs()})
+
+    def without_reset(self) -> "SemanticsOverrides":
+        return SemanticsOverrides(self.dt, None, self.integration)
+
+
+@dataclass(frozen=True)
 class NeuronOptions:
     """Per-node step options NIR cannot express (kept in the node's metadata).
 

@@ -43,13 +43,16 @@ from snnbridge.bridge.graph import FlatGraph, prepare
 from snnbridge.bridge.inputs import Inputs, as_input_tensors
 from snnbridge.bridge.io import read_graph
 from snnbridge.bridge.recording import Recording
+from snnbridge.bridge.semantics import SemanticsOverrides
 from snnbridge.errors import InputError, SnnBridgeError
+from snnbridge.validation import explain as ex
 from snnbridge.validation.accuracy import accuracy, agreement
 from snnbridge.validation.costs import Conventions, graph_costs, static_costs
 
 if TYPE_CHECKING:
     from snnbridge.validation.stream import SampleSource
 from snnbridge.validation.node_compare import (  # noqa: F401 - re-exported: the public path of these names
+    ResetVariants,
     _allowed,
     _as_spikes,
     _atol,
@@ -103,9 +106,9 @@ class _Plan:
     audits the ``nir.NIRGraph`` their importers read.
     """
 
-    def __init__(self, graph, fg: FlatGraph, specs: list[BackendSpec], p: Profile, sem_kw: dict, tau: float,
-                 conventions: Conventions, device) -> None:
-        self.graph, self.fg, self.specs, self.p, self.sem_kw = graph, fg, specs, p, sem_kw
+    def __init__(self, graph, fg: FlatGraph, specs: list[BackendSpec], p: Profile, overrides: SemanticsOverrides,
+                 tau: float, conventions: Conventions, device) -> None:
+        self.graph, self.fg, self.specs, self.p, self.overrides = graph, fg, specs, p, overrides
         self.tau, self.conventions, self.device = tau, conventions, device
         self.specs_by_name = {s.name: s for s in specs}
         self._compiled: dict | None = None
@@ -119,19 +122,18 @@ class _Plan:
         """The analog tolerance of a node whose largest reference magnitude is ``ref_absmax``."""
         return self.p.analog_atol + self.p.analog_rtol * ref_absmax
 
-    def graph_for(self, spec: BackendSpec, prepared: dict):
-        """The graph ``spec`` compiles: the prepared FlatGraph (one per distinct semantics), or the NIR graph."""
-        kw = {k: v for k, v in self.sem_kw.items() if v is not None}
+    def graph_for(self, spec: BackendSpec, prepared: dict) -> tuple:
+        """``(graph, overrides, apply the spec's own)`` for compiling ``spec``: the prepared FlatGraph (one per
+        distinct semantics, nothing left to override), or the NIR graph its importer reads with the overrides."""
         if spec.runner is not None or spec.audit or isinstance(self.graph, FlatGraph):
-            return self.graph, kw, True
-        own = {k: v for k, v in spec.overrides.items() if k in ("dt", "reset", "integration")}
+            return self.graph, self.overrides, True
+        own = SemanticsOverrides.of(spec.overrides)
         if not own:
-            return self.fg, {}, False
-        kw.update(own)
-        key = tuple(sorted(kw.items()))
-        if key not in prepared:
-            prepared[key] = prepare(self.graph, **kw)
-        return prepared[key], {}, False
+            return self.fg, SemanticsOverrides(), False
+        merged = self.overrides.then(own)
+        if merged not in prepared:
+            prepared[merged] = prepare(self.graph, **merged.kwargs())
+        return prepared[merged], SemanticsOverrides(), False
 
     def compile(self) -> dict:
         """``{name: (run, dtype) or RunOutcome}``: a batch runner per spec, or why it cannot run."""
@@ -141,8 +143,8 @@ class _Plan:
             prepared: dict = {}
             out = {YARDSTICK: (ReferenceExecutor(self.fg, dtype=torch.float64).run, torch.float64)}
             for spec in self.specs:
-                graph, kw, own = self.graph_for(spec, prepared)
-                out[spec.name] = compile_spec(spec, graph, self.p.dtype, kw, self.device, overrides=own)
+                graph, overrides, own = self.graph_for(spec, prepared)
+                out[spec.name] = compile_spec(spec, graph, self.p.dtype, overrides, self.device, overrides=own)
             self._compiled = out
         return self._compiled
 
@@ -244,11 +246,7 @@ class _Gathered:
         compiled = plan.compile()
         variant_runs = {}
         if isinstance(plan.graph, nir.NIRGraph):
-            current = plan.fg.semantics.reset
-            kw = {k: v for k, v in plan.sem_kw.items() if v is not None and k != "reset"}
-            for mode in ("zero", "subtract", "none"):
-                if mode != current:
-                    variant_runs[f"reset='{mode}'"] = ReferenceExecutor(plan.graph, reset=mode, **kw)
+            variant_runs = ex.reset_variant_runs(plan.graph, plan.overrides, plan.fg.semantics.reset)
         parts: dict[str, list[Recording]] = {YARDSTICK: [], self.name: [], **{k: [] for k in variant_runs}}
         for a, b in batches(self.source.samples, self.batch_size):
             xb = as_input_tensors(fg, self.source.batch(a, b), torch.float64)[fg.inputs[0]]
@@ -261,7 +259,7 @@ class _Gathered:
             for key, executor in variant_runs.items():
                 parts[key].append(_only(executor.run(xb), set(names)))
         joined = {k: Recording.concat(v) for k, v in parts.items()}
-        variants = _Fixed({k: joined[k] for k in variant_runs}) if variant_runs else None
+        variants = ResetVariants({k: joined[k] for k in variant_runs}) if variant_runs else None
         return joined[YARDSTICK], joined[self.name], variants
 
 
@@ -269,16 +267,6 @@ def _only(rec: Recording, names: set) -> Recording:
     return Recording({k: v for k, v in rec.outputs.items() if k in names},
                      {k: v for k, v in rec.membranes.items() if k in names}, dict(rec.node_types), rec.dt,
                      rec.backend, list(rec.order))
-
-
-class _Fixed:
-    """Reset-variant recordings already computed (the interface of :class:`_Variants`)."""
-
-    def __init__(self, runs: dict[str, Recording]) -> None:
-        self.runs = runs
-
-    def get(self) -> dict[str, Recording]:
-        return self.runs
 
 
 def _outputs(res: BackendResult, acc, labels, plan: _Plan, steps: int) -> None:
@@ -381,10 +369,11 @@ def conform(graph: nir.NIRGraph | FlatGraph | str | Path, inputs: Inputs | Sampl
         graph = read_graph(graph)
     if not isinstance(graph, (nir.NIRGraph, FlatGraph)):
         raise SnnBridgeError(f"graph must be a nir.NIRGraph, FlatGraph or .nir path, got {type(graph).__name__}")
-    sem_kw = {"dt": dt, "reset": reset, "integration": integration}
-    if isinstance(graph, FlatGraph) and any(v is not None for v in sem_kw.values()):
+    overrides = SemanticsOverrides(dt, reset, integration)
+    if isinstance(graph, FlatGraph) and overrides:
         raise SnnBridgeError("pass dt/reset/integration with a nir.NIRGraph, not a prepared FlatGraph")
-    fg = graph if isinstance(graph, FlatGraph) else (prepared if prepared is not None else prepare(graph, **sem_kw))
+    fg = graph if isinstance(graph, FlatGraph) else (prepared if prepared is not None
+                                                     else prepare(graph, **overrides.kwargs()))
     if len(fg.inputs) != 1:
         raise InputError(f"conformance checks need a graph with exactly one Input node, it has {len(fg.inputs)}")
     source = _as_source(fg, inputs)
@@ -400,7 +389,7 @@ def conform(graph: nir.NIRGraph | FlatGraph | str | Path, inputs: Inputs | Sampl
 
     # one batch of the yardstick (float64, membranes kept) must fit before anything runs or prints
     limits.check_run(fg, steps, min(samples, batch_size or samples))
-    plan = _Plan(graph, fg, specs, p, sem_kw, tau, conventions, device)
+    plan = _Plan(graph, fg, specs, p, overrides, tau, conventions, device)
     if scheduler is not None:
         from snnbridge.validation.distributed import run_sharded
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from snnbridge.bridge import semantics as sem
-from snnbridge.bridge.executor import _Node
+from snnbridge.bridge.executor import ReferenceExecutor, _Node
 from snnbridge.validation.metrics import best_lag, event_scores
 
 KINDS = ("agree", "near_threshold", "latency", "reset", "propagated", "numeric", "unexplained")
@@ -103,18 +103,29 @@ def threshold_of(fg, name: str) -> np.ndarray | None:
     return None
 
 
+def other_reset_modes(current: str) -> list[str]:
+    """The reset hypotheses tried against a divergence: every mode of the semantics but ``current``."""
+    return [mode for mode in sem.RESET_MODES if mode != current]
+
+
 def reset_variants(fg, name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Outputs of node ``name`` on ``x`` under every other reset hypothesis, by label."""
+    """Outputs of node ``name`` re-simulated alone on ``x`` under every other reset hypothesis, by label."""
     if fg.type_of(name) not in ("LIF", "IF", "CubaLIF"):
         return {}
     current = fg.node_reset[name]
-    out = {}
-    for mode in sem.RESET_MODES:
-        if mode != current:
-            out[f"reset='{mode}'"] = resimulate(fg, name, x, reset=mode)[0]
+    out = {f"reset='{mode}'": resimulate(fg, name, x, reset=mode)[0] for mode in other_reset_modes(current)}
     if current != "none":
         out[f"reset='{current}' applied one step late"] = resimulate(fg, name, x, delayed=True)[0]
     return out
+
+
+def reset_variant_runs(graph, overrides: sem.SemanticsOverrides, current: str) -> dict:
+    """The whole ``graph`` (a ``nir.NIRGraph``) on the reference executor under every other reset mode than
+    ``current``, by the labels of :func:`reset_variants`: ``{label: ReferenceExecutor}`` (for nodes whose inputs
+    were not recorded, so that they cannot be re-simulated alone).  ``overrides``: the check's ``dt`` /
+    ``integration``; its ``reset`` is replaced by each hypothesis."""
+    kw = overrides.without_reset().kwargs()
+    return {f"reset='{mode}'": ReferenceExecutor(graph, reset=mode, **kw) for mode in other_reset_modes(current)}
 
 
 # --------------------------------------------------------------------------- classification

@@ -47,7 +47,7 @@ SCHEMA_VERSION = 1
 REFUSAL_PREFIX = "compile failed: UnsupportedNodeError:"
 """How :func:`snnbridge.validation.runners.run_spec` words a backend's refusal by node name."""
 NOT_INSTALLED = "not installed"
-CSS_PATH = Path(__file__).parent / "templates" / "report.css"
+CSS_PATH = Path(__file__).parent / "report" / "templates" / "report.css"
 
 
 # --------------------------------------------------------------------------- results
@@ -345,7 +345,7 @@ def matrix(graphs: Iterable[str | Path], backends: str | Sequence[str] = "all",
         if log:
             log(f"{stem}: {len(run_specs)} backend(s) on {ds.description}")
         if run_specs:
-            res = conform(graph, ds.x, backends=run_specs, profile=profile, labels=ds.y, **sem_kw,
+            res = conform(graph, ds.x, backends=run_specs, profile=profile, labels=ds.y, **sem_kw, prepared=fg,
                           batch_size=batch_size, progress=progress, tau=tau,
                           model=path.name, data=ds.description, seed=seed)
             ref_acc, ref_rt = res.yardstick.accuracy, res.yardstick.runtime_s

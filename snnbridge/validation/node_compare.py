@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from snnbridge.bridge.executor import ReferenceExecutor
-from snnbridge.bridge.graph import prepare
 from snnbridge.bridge.recording import Recording
 from snnbridge.validation import explain as ex
 from snnbridge.validation import metrics as m
@@ -55,26 +53,23 @@ def _threshold_source(fg, name: str) -> str | None:
     return None
 
 
-class _Variants:
-    """Whole-graph reference re-runs with other reset modes (for nodes whose inputs were not recorded)."""
+class ResetVariants:
+    """Whole-graph reference runs under the other reset modes, by label (``reset='subtract'``, …): the hypotheses
+    for nodes whose inputs were not recorded (:func:`~snnbridge.validation.explain.reset_variant_runs` computes
+    them; the local per-node ones are :func:`~snnbridge.validation.explain.reset_variants`)."""
 
-    def __init__(self, graph, x: torch.Tensor, semantics: dict) -> None:
-        self.graph, self.x, self.semantics = graph, x, semantics
-        self._runs: dict[str, Recording] | None = None
+    def __init__(self, runs: dict[str, Recording]) -> None:
+        self.runs = runs
 
     def get(self) -> dict[str, Recording]:
-        if self._runs is None:
-            self._runs = {}
-            current = prepare(self.graph, **self.semantics).semantics.reset
-            kw = {k: v for k, v in self.semantics.items() if k != "reset"}
-            for mode in ("zero", "subtract", "none"):
-                if mode != current:
-                    self._runs[f"reset='{mode}'"] = ReferenceExecutor(self.graph, reset=mode, **kw).run(self.x)
-        return self._runs
+        return self.runs
+
+
+_Variants = ResetVariants  # the older private name
 
 
 def compare(fg, ref: Recording, rec: Recording, profile: str | Profile = "exact", tau: float = 5.0,
-            variants: _Variants | None = None) -> tuple[dict[str, NodeResult], str | None, list[str]]:
+            variants: ResetVariants | None = None) -> tuple[dict[str, NodeResult], str | None, list[str]]:
     """Compare recording ``rec`` with the yardstick ``ref`` on every node of ``fg``.
 
     Returns ``(nodes, first_divergent_node, failures)``: per-node results in evaluation order, the
@@ -134,7 +129,7 @@ def judge(fg, nodes: dict[str, NodeResult], p: Profile, traces) -> tuple[str | N
 
 
 def _explain(fg, name: str, res: NodeResult, ref: Recording, rec: Recording, p: Profile,
-             variants: _Variants | None) -> None:
+             variants: ResetVariants | None) -> None:
     g = rec[name]
     if res.spiking:
         g = _as_spikes(g)

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 from snnbridge.bridge.recording import Recording
+from snnbridge.bridge.semantics import SemanticsOverrides
 from snnbridge.errors import BackendUnavailableError, SnnBridgeError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -180,17 +181,20 @@ def to_cpu(rec: Recording) -> Recording:
                      dict(rec.node_types), rec.dt, rec.backend, list(rec.order))
 
 
-def compile_spec(spec: BackendSpec, graph, dtype: torch.dtype, semantics: dict,
+def compile_spec(spec: BackendSpec, graph, dtype: torch.dtype, semantics: SemanticsOverrides | dict,
                  device: str | torch.device | None = None, overrides: bool = True):
     """Compile ``spec`` once: ``(run, dtype)`` where ``run(x [T, b, ...]) -> Recording``, or the
     :class:`RunOutcome` (``unavailable``/``error``) saying why it cannot run.  Never raises for a failing backend.
 
-    ``semantics``: ``dt``/``reset``/``integration`` keyword arguments for ``compile`` (``overrides``: the spec's
-    own are added; pass ``False`` when ``graph`` is already prepared with them).
+    ``semantics``: the check's :class:`~snnbridge.bridge.semantics.SemanticsOverrides` (or a dict of them) for
+    ``compile`` (``overrides``: the spec's own are added; pass ``False`` when ``graph`` is already prepared with
+    them).
     """
     dt_ = spec.dtype(dtype)
     dev = spec.device(device)
-    kw = {k: v for k, v in semantics.items() if v is not None}
+    if not isinstance(semantics, SemanticsOverrides):
+        semantics = SemanticsOverrides.of(semantics)
+    kw = semantics.kwargs()
     if overrides:
         kw.update({k: v for k, v in spec.overrides.items() if k not in ("dtype", "device")})
     if dev != "cpu":
@@ -232,7 +236,7 @@ def run_batch(compiled, x: torch.Tensor, device: str | torch.device | None = Non
     return rec, time.perf_counter() - t0, ""
 
 
-def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, semantics: dict,
+def run_spec(spec: BackendSpec, graph, x: torch.Tensor, dtype: torch.dtype, semantics: SemanticsOverrides | dict,
              batch_size: int | None = None, progress: bool = False,
              device: str | torch.device | None = None) -> RunOutcome:
     """Compile and run ``spec`` on ``x [T, B, ...]`` in batches; never raises for a failing backend.
