@@ -163,3 +163,31 @@ def test_semantics_validates_its_options():
         Semantics(dt=0.0)
     with pytest.raises(ValueError, match="integration"):
         Semantics(integration="rk4")
+
+
+@pytest.mark.parametrize("mode", ["zero", "subtract", "none"])
+@pytest.mark.parametrize("uniform", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_in_place_forms_equal_fire_and_reset(mode, uniform, dtype):
+    """The fused executor's in-place fire/reset (semantics.fire_into / reset_inplace) give fire/reset's bits."""
+    from snnbridge.bridge import semantics as sem
+
+    g = torch.Generator().manual_seed(3)
+    v = (torch.randn(64, 33, generator=g, dtype=torch.float64) * 2).to(dtype)
+    v[0, :4] = torch.tensor([1.0, 0.5, float("inf"), -0.0], dtype=dtype)  # ties, overflow, signed zero
+    thr_t = (torch.rand(33, generator=g, dtype=torch.float64) + 0.5).to(dtype)
+    thr_t[0] = 1.0
+    rst_t = (torch.rand(33, generator=g, dtype=torch.float64) - 0.5).to(dtype)
+    thr, v_reset = (1.0, 0.25) if uniform else (thr_t, rst_t)
+    s_ref = sem.fire(v, thr)
+    expected = sem.reset(v, s_ref, mode, thr, v_reset)
+    s = sem.fire_into(v, thr, torch.empty_like(v))
+    keep = torch.le(v, thr, out=torch.empty_like(v))
+    got = v.clone()
+    sem.reset_inplace(got, s, keep, mode, thr, v_reset)
+    assert torch.equal(s, s_ref)
+    assert torch.equal(got.isnan(), expected.isnan())
+    ok = ~expected.isnan()
+    assert torch.equal(got[ok], expected[ok])
+    with pytest.raises(ValueError, match="unknown reset mode"):
+        sem.reset_inplace(got, s, keep, "bogus", thr, v_reset)

@@ -381,6 +381,40 @@ def reset(v: torch.Tensor, s: torch.Tensor, mode: str, threshold, v_reset) -> to
     raise ValueError(f"unknown reset mode {mode!r}")
 
 
+def fire_into(v: torch.Tensor, threshold, out: torch.Tensor) -> torch.Tensor:
+    """In place: :func:`fire`'s spikes as float 0/1 into ``out`` (``v``'s shape and dtype), decided as ``v > θ``.
+
+    The same spikes as ``H(v - θ)`` for every float: with gradual underflow ``v - θ > 0`` exactly when ``v > θ``
+    (and ``inf - inf`` is NaN, not positive).  ``threshold``: the fire threshold (``TensorCoefficients
+    .fire_threshold``; a Python float when uniform)."""
+    return torch.gt(v, threshold, out=out)
+
+
+def reset_inplace(v: torch.Tensor, s: torch.Tensor, keep: torch.Tensor | None, mode: str, threshold,
+                  v_reset) -> None:
+    """In place: :func:`reset` of ``v`` by the float 0/1 spikes ``s``, bit-identical to it (no gradient).
+
+    ``keep``: ``1 - s`` (zero reset only; e.g. ``torch.le(v, θ_fire)`` before the reset).  ``zero``:
+    ``v·(1-s) + s·v_reset``; ``subtract``: ``v - s·θ``; products with 0/1 and additions of ``0`` are exact, so
+    the terms that are identities are skipped.  ``threshold`` / ``v_reset``: tensors, or Python floats when
+    uniform (faster: float comparisons and products vectorise, ``bool`` masks do not).
+    """
+    if mode == "zero":
+        v.mul_(keep)
+        if isinstance(v_reset, float):
+            if v_reset != 0.0:
+                v.add_(s, alpha=v_reset)
+        else:
+            v.add_(s * v_reset)
+    elif mode == "subtract":
+        if isinstance(threshold, float):
+            v.sub_(s, alpha=threshold)
+        else:
+            v.sub_(s * threshold)
+    elif mode != "none":
+        raise ValueError(f"unknown reset mode {mode!r}")
+
+
 def initial_values(options: "NeuronOptions", zeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(v, i)`` before step 0, each shaped like ``zeros`` (``[B, *shape]``): ``v_init`` / ``i_init`` of
     ``options`` broadcast onto it, else 0 (fresh tensors, never views of the options)."""

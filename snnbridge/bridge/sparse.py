@@ -552,32 +552,13 @@ class EventDrive:
         return self.layer.segments(self.x[t0 * B:t1 * B], self.stats)
 
 
-def _reset_fast(v: torch.Tensor, s_f: torch.Tensor, keep_f: torch.Tensor | None, reset: str, thr, v_reset) -> None:
-    """In place: the reference's reset of ``v`` given the float 0/1 spikes ``s_f`` and ``keep_f = 1 - s_f``.
-
-    ``zero``: ``v·(1-s) + s·v_reset``; ``subtract``: ``v - s·θ`` (products with 0/1 are exact).  Float
-    comparisons and products vectorise; ``bool`` masks do not (``masked_fill`` is ~10x slower here).
-    """
-    if reset == "zero":
-        v.mul_(keep_f)
-        if isinstance(v_reset, float):
-            if v_reset != 0.0:
-                v.add_(s_f, alpha=v_reset)
-        else:
-            v.add_(s_f * v_reset)
-    elif reset == "subtract":
-        if isinstance(thr, float):
-            v.sub_(s_f, alpha=thr)
-        else:
-            v.sub_(s_f * thr)
-
-
 def fused_neuron(node, x: torch.Tensor | EventDrive, T: int, B: int, want_v: bool,
                  drive_bound: float | None) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """All ``T`` steps of a LIF/IF/LI/I node on ``x [T·B, *shape]`` → ``(out [T, B, ...], membrane or None)``.
 
     Spiking nodes return ``bool`` spikes.  The arithmetic is :func:`~snnbridge.bridge.semantics.neuron_step`'s
-    (``v = decay·v + (gain·x + bias)``, fire ``v > θ``, then the reset), with the drive for all steps
+    (``v = decay·v + (gain·x + bias)``, then the semantics' in-place forms ``semantics.fire_into`` and
+    ``semantics.reset_inplace``), with the drive for all steps
     computed at once and exact identities skipped (the sign of a zero may differ).  ``drive_bound`` (a
     bound on ``|x|``, ``None`` to measure it) proves that the membrane cannot overflow (where a zero reset
     of an infinite membrane would differ); otherwise ``None`` is returned and the caller runs the step loop.
@@ -664,14 +645,14 @@ def fused_neuron(node, x: torch.Tensor | EventDrive, T: int, B: int, want_v: boo
                 V[t].copy_(v)
         if not spiking:
             continue
-        torch.gt(v, fthr, out=s_f)
+        sem.fire_into(v, fthr, s_f)
         if events:
             S_cl[t].copy_(s_f[crop] if uniform else s_f.permute(0, 2, 3, 1))
         else:
             S[t].copy_(s_f)
         if keep_f is not None:
             torch.le(v, fthr, out=keep_f)
-        _reset_fast(v, s_f, keep_f, node.reset, thr, v_reset)
+        sem.reset_inplace(v, s_f, keep_f, node.reset, thr, v_reset)
     if not spiking:
         return V, V
     return S, V
