@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Union
 
 from snnbridge.errors import SnnBridgeError
+from snnbridge.memory import check_bytes
 
 TMP_PREFIX = ".snnbridge-tmp-"
 """Prefix of every temporary file or folder snnbridge creates (``<prefix><pid>-<host>-<random>-<name>.tmp``)."""
@@ -277,10 +278,8 @@ def check_input_file(path: str | Path, what: str = "a file", error: type[SnnBrid
 
 def read_text(path: str | Path, what: str = "a text file", error: type[SnnBridgeError] = InputFileError) -> str:
     """Read a UTF-8 text file after :func:`check_input_file` and a size check against the memory budget."""
-    from snnbridge.bridge import limits
-
     path = check_input_file(path, what, error)
-    limits.check_bytes(path.stat().st_size, f"reading {path}")
+    check_bytes(path.stat().st_size, f"reading {path}")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -299,10 +298,8 @@ def load_tensors(path: str | Path, what: str = "an snnbridge checkpoint") -> obj
 
     import torch
 
-    from snnbridge.bridge import limits
-
     path = check_input_file(path, what)
-    limits.check_bytes(path.stat().st_size, f"loading {path}")
+    check_bytes(path.stat().st_size, f"loading {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
