@@ -360,22 +360,55 @@ def conform(graph: nir.NIRGraph | FlatGraph | str | Path, inputs: Inputs | Sampl
     """
     t_start = time.perf_counter()
     p = get_profile(profile)
+    specs = _specs(backends, original, device)
+    graph, fg, overrides, model = _graph(graph, prepared, SemanticsOverrides(dt, reset, integration), model)
+    source, labels = _samples(fg, inputs, labels, batch_size)
+    samples, steps = int(source.samples), int(source.steps)
+    conventions = conventions or Conventions()
+    plan = _Plan(graph, fg, specs, p, overrides, tau, conventions, device)
+    runs, pairs = _run(plan, source, batch_size, scheduler, shards, progress)
+    yard, results, pairwise_ = _finish(plan, runs, pairs, source, batch_size, labels, steps, samples)
+    first = batch_size if batch_size and batch_size > 0 else samples
+    x0 = _as_input(fg, source.batch(0, min(samples, first)))
+    meta = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "samples": samples, "steps": steps, "model": model, "data": data, "seed": seed,
+        "environment": _environment(), "runtime_s": time.perf_counter() - t_start, "van_rossum_tau": tau,
+    }
+    return ConformanceResult(fg, p, yard, results, x0, labels, pairwise_, graph_costs(fg, conventions),
+                             _structure_costs(fg, conventions), meta)
+
+
+def _specs(backends, original: torch.nn.Module | None, device) -> list[BackendSpec]:
+    """The backend specs to check (the user's own module first, as ``original``), their devices checked."""
     specs: list[BackendSpec] = parse_specs(backends)
     if original is not None:
         specs = [original_spec(original), *[s for s in specs if s.name != "original"]]
     check_devices(specs, device)
+    return specs
+
+
+def _graph(graph, prepared: FlatGraph | None, overrides: SemanticsOverrides, model: str | None) -> tuple:
+    """``(graph, FlatGraph, overrides, model)``: a path read, the graph prepared once (or the one given)."""
     if isinstance(graph, (str, Path)):
         model = model or Path(graph).name
         graph = read_graph(graph)
     if not isinstance(graph, (nir.NIRGraph, FlatGraph)):
         raise SnnBridgeError(f"graph must be a nir.NIRGraph, FlatGraph or .nir path, got {type(graph).__name__}")
-    overrides = SemanticsOverrides(dt, reset, integration)
     if isinstance(graph, FlatGraph) and overrides:
         raise SnnBridgeError("pass dt/reset/integration with a nir.NIRGraph, not a prepared FlatGraph")
     fg = graph if isinstance(graph, FlatGraph) else (prepared if prepared is not None
                                                      else prepare(graph, **overrides.kwargs()))
     if len(fg.inputs) != 1:
         raise InputError(f"conformance checks need a graph with exactly one Input node, it has {len(fg.inputs)}")
+    return graph, fg, overrides, model
+
+
+def _samples(fg: FlatGraph, inputs, labels, batch_size: int | None) -> tuple:
+    """``(source, labels)`` checked against each other; one batch of the yardstick (float64, membranes kept) must
+    fit the memory budget before anything runs or prints."""
+    from snnbridge.bridge import limits
+
     source = _as_source(fg, inputs)
     samples, steps = int(source.samples), int(source.steps)
     if labels is not None:
@@ -384,40 +417,34 @@ def conform(graph: nir.NIRGraph | FlatGraph | str | Path, inputs: Inputs | Sampl
             raise InputError(f"{len(labels)} labels for {samples} samples")
     if batch_size is not None and batch_size < 0:
         raise InputError(f"batch_size must be >= 0, got {batch_size}")
-    conventions = conventions or Conventions()
-    from snnbridge.bridge import limits
-
-    # one batch of the yardstick (float64, membranes kept) must fit before anything runs or prints
     limits.check_run(fg, steps, min(samples, batch_size or samples))
-    plan = _Plan(graph, fg, specs, p, overrides, tau, conventions, device)
-    if scheduler is not None:
-        from snnbridge.validation.distributed import run_sharded
+    return source, labels
 
-        runs, pairs = run_sharded(plan, source, samples, batch_size, scheduler, shards, progress)
-    else:
-        runs, pairs = _stream(plan, source, 0, samples, batch_size, progress)
-    yard, results, pw = _finish(plan, runs, pairs, source, batch_size, labels, steps, samples)
-    structure_costs = None
+
+def _run(plan: _Plan, source, batch_size: int | None, scheduler: str | None, shards: int | None,
+         progress: bool) -> tuple[dict, object]:
+    """Every sample through every run, here or sharded over a Dask cluster: the merged ``(runs, pairs)``."""
+    if scheduler is None:
+        return _stream(plan, source, 0, int(source.samples), batch_size, progress)
+    from snnbridge.validation.distributed import run_sharded
+
+    return run_sharded(plan, source, int(source.samples), batch_size, scheduler, shards, progress)
+
+
+def _structure_costs(fg: FlatGraph, conventions: Conventions) -> dict | None:
+    """The paper's static ANN/SNN costs of a Table-1 structure named in the graph's metadata, else ``None``."""
     structure = fg.metadata.get("structure")
-    if isinstance(structure, str):
-        try:
-            shape = fg.out_shapes[fg.inputs[0]]
-            structure_costs = {
-                "structure": structure, "input_shape": list(shape),
-                "ann": static_costs(structure, shape, "ann", conventions=conventions).to_dict(),
-                "snn": static_costs(structure, shape, "snn", conventions=conventions).to_dict(),
-            }
-        except (SnnBridgeError, ValueError):
-            structure_costs = None
-    first = batch_size if batch_size and batch_size > 0 else samples
-    x0 = _as_input(fg, source.batch(0, min(samples, first)))
-    meta = {
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "samples": samples, "steps": steps, "model": model, "data": data, "seed": seed,
-        "environment": _environment(), "runtime_s": time.perf_counter() - t_start, "van_rossum_tau": tau,
-    }
-    return ConformanceResult(fg, p, yard, results, x0, labels, pw, graph_costs(fg, conventions),
-                             structure_costs, meta)
+    if not isinstance(structure, str):
+        return None
+    try:
+        shape = fg.out_shapes[fg.inputs[0]]
+        return {
+            "structure": structure, "input_shape": list(shape),
+            "ann": static_costs(structure, shape, "ann", conventions=conventions).to_dict(),
+            "snn": static_costs(structure, shape, "snn", conventions=conventions).to_dict(),
+        }
+    except (SnnBridgeError, ValueError):
+        return None
 
 
 def _as_input(fg: FlatGraph, x) -> torch.Tensor:
