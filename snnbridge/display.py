@@ -3,8 +3,8 @@
 Each fragment is self-contained (inline, *scoped* CSS: every rule is prefixed with ``.snnb`` so the
 notebook's own styles are untouched; no script, no external resource) and escapes every name, because
 node and backend names come from untrusted ``.nir`` files.  The conformance fragment shows the same
-verdict cards, per-node agreement, divergence and cost tables as ``report.html`` (built by the same
-functions of :mod:`snnbridge.validation.report`).
+verdict cards, per-node agreement, divergence and cost tables as ``report.html`` (rendered by the same
+templates, :mod:`snnbridge.validation.report.render`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from snnbridge.validation.costs import Costs
 
 SCOPE = ".snnb"
-CSS_PATH = Path(__file__).parent / "validation" / "templates" / "report.css"
+CSS_PATH = Path(__file__).parent / "validation" / "report" / "templates" / "report.css"
 EXTRA_CSS = """
 .snnb { font: 13px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: #111827; }
 .snnb .head { display: flex; align-items: center; gap: 14px; margin: 2px 0 6px; }
@@ -85,7 +85,7 @@ def wrap(body: str) -> str:
 
 
 def _num(x: float | int | None, digits: int = 3) -> str:
-    from snnbridge.validation.report import si
+    from snnbridge.validation.report.render import si
 
     return si(x, digits)
 
@@ -95,7 +95,7 @@ def _num(x: float | int | None, digits: int = 3) -> str:
 
 def conformance_html(result: ConformanceResult) -> str:
     """Verdict, the report's summary cards, per-node agreement, where divergence starts, accuracy and cost."""
-    from snnbridge.validation import report as rp
+    from snnbridge.validation.report.render import section
 
     doc = result.to_dict()
     model = doc["model"]
@@ -106,17 +106,17 @@ def conformance_html(result: ConformanceResult) -> str:
             f"</div><div><b>{_e(title)}</b><div class='sub' style='color:#6b7280'>profile {_e(doc['profile']['name'])}"
             f" · {doc['data']['samples']} samples × T = {doc['data']['steps']} · dt = {sem['dt']:g} s · reset = "
             f"{_e(sem['reset'])} · integration = {_e(sem['integration'])}</div></div></div>")
-    parts = [head, rp._summary_section(doc), rp._agreement_section(doc), rp._divergence_section(doc),
-             rp._cost_section(doc, {})]
+    parts = [head, section("summary", doc), section("agreement", doc), section("divergence", doc),
+             section("cost", doc, {})]
     return wrap("".join(parts))
 
 
 def backend_html(b: BackendResult) -> str:
     """One backend's card (verdict, accuracy, first divergence)."""
-    from snnbridge.validation import report as rp
+    from snnbridge.validation.report.render import section
 
     d = b.to_dict()
-    summary = rp._summary_section({"backends": [d], "profile": {"name": "exact"},
+    summary = section("summary", {"backends": [d], "profile": {"name": "exact"},
                                    "reference": {"accuracy": None}})
     return wrap(summary)
 

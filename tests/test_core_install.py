@@ -2,15 +2,19 @@
 
 The check runs the real CLI in a fresh interpreter in which every package that only an extra installs cannot
 be imported (a ``sys.meta_path`` finder refuses them, as if they were absent), and compares the core
-dependencies declared in ``pyproject.toml`` with what that run imported.
+dependencies declared in ``pyproject.toml`` with what that run imported.  A second check builds the wheel that
+``pip install .`` installs (no editable checkout: only the files the package data declares) and writes the
+report with the CLI from it, so a template or stylesheet missing from the wheel fails here.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -49,7 +53,8 @@ _RUNNER = textwrap.dedent("""
 """)
 
 
-def test_core_install_writes_a_report(tmp_path):
+def _write_report(tmp_path: Path, source: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run ``snnbridge conform model.nir --backends reference --report out`` with snnbridge from ``source``."""
     from snnbridge.models import Network
     from snnbridge.models.export import export
 
@@ -58,13 +63,18 @@ def test_core_install_writes_a_report(tmp_path):
     out = tmp_path / "report"
     code = _RUNNER.format(optional=OPTIONAL, graph=str(graph), out=str(out))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg",
+                       env={"PYTHONPATH": str(source), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg",
                             "HOME": str(tmp_path)})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for name in ("report.html", "report.json", "summary.md"):
         assert (out / name).stat().st_size > 200, name
     doc = json.loads((out / "report.json").read_text())
     assert [b["status"] for b in doc["backends"]] == ["pass"], doc["backends"]
+    return r, out
+
+
+def test_core_install_writes_a_report(tmp_path):
+    r, _ = _write_report(tmp_path, ROOT)
 
     imported = set(json.loads(r.stdout.split("IMPORTED=")[-1].splitlines()[0]))
     assert not imported & set(OPTIONAL)
@@ -76,3 +86,30 @@ def test_core_install_writes_a_report(tmp_path):
     for module in ("jinja2", "jsonschema", "torch", "numpy", "nir", "h5py", "typer", "rich"):
         if module in imported:
             assert module in declared, f"the core imports {module} but pyproject.toml does not declare it"
+
+
+def test_installed_wheel_ships_the_templates_and_writes_a_report(tmp_path):
+    """The wheel of ``pip install .`` (built from a copy of the sources, no network) holds every report template
+    and the stylesheet, and the CLI run from its files alone writes the same report as from the checkout."""
+    pytest.importorskip("setuptools")
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "snnbridge", src / "snnbridge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    build = subprocess.run([sys.executable, "-c", "from setuptools import build_meta as b; print(b.build_wheel('d'))"],
+                           cwd=src, capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    wheel = src / "d" / build.stdout.strip().splitlines()[-1]
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = ROOT / "snnbridge" / "validation" / "report" / "templates"
+    expected = {f"snnbridge/validation/report/templates/{p.name}" for p in templates.iterdir() if p.is_file()}
+    assert {n for n in expected if n.endswith((".j2", ".css"))} and expected <= names, sorted(expected - names)
+    assert "snnbridge/validation/report_schema.json" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    run = tmp_path / "run"
+    run.mkdir()
+    _, out = _write_report(run, site)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<style>:root {" in page and "Conformance report" in page and "<footer>" in page

@@ -1,4 +1,4 @@
-"""Reports: JSON valid against the schema, self-contained HTML, Markdown, compare, atomic writes, Chromium render."""
+"""Reports: JSON valid against the schema, self-contained HTML, Markdown, diff, atomic writes, Chromium render."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import torch
 from snnbridge.errors import InputError
 from snnbridge.models import Network
 from snnbridge.models.export import to_nir
-from snnbridge.validation import compare as cmp
 from snnbridge.validation import conform
+from snnbridge.validation.report import diff as cmp
 from snnbridge.validation.report import load_report, schema, si, validate, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,11 +87,11 @@ def test_write_is_atomic(results, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no temporary leftovers
 
 
-def test_compare_reports(results, tmp_path):
+def test_diff_reports(results, tmp_path):
     good, bad = results
     a = write_report(good, tmp_path / "a").json
     b = write_report(bad, tmp_path / "b").json
-    changes = cmp.compare_reports(load_report(a), load_report(b))
+    changes = cmp.diff_reports(load_report(a), load_report(b))
     by = {c.name: c for c in changes}
     assert not by["reference"].regressed
     assert by["reference@reset=subtract"].old_status is None and by["reference@reset=subtract"].new_status == "fail"
@@ -99,7 +99,7 @@ def test_compare_reports(results, tmp_path):
     doc = json.loads(b.read_text())
     old = json.loads(json.dumps(doc))
     next(x for x in old["backends"] if x["name"] == "reference@reset=subtract")["status"] = "pass"
-    reg = cmp.compare_reports(old, doc)
+    reg = cmp.diff_reports(old, doc)
     assert [c.name for c in reg if c.regressed] == ["reference@reset=subtract"]
     with pytest.raises(InputError):
         load_report(tmp_path / "missing.json")

@@ -1,4 +1,4 @@
-"""``snnbridge reproduce`` and ``snnbridge data ...`` (emulate, compare), registered into the main app."""
+"""``snnbridge reproduce`` and ``snnbridge data ...`` (emulate, stats), registered into the main app."""
 
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
                                                  f"Model-{f['spec']['model']}: {f['error']}"), highlight=False)
             raise typer.Exit(1)
 
-    data_app = typer.Typer(no_args_is_help=True, help="Datasets: emulate event recordings, compare with real ones.")
+    data_app = typer.Typer(no_args_is_help=True,
+                           help="Datasets: emulate event recordings, their statistics beside real ones.")
     app.add_typer(data_app, name="data")
 
     @data_app.command("emulate")
@@ -108,15 +109,16 @@ def register(app: typer.Typer) -> None:
         path = write_nmnist_folder(out, emulate_dataset(xtr, ytr, cfg, seed), emulate_dataset(xte, yte, cfg, seed + 1))
         typer.echo(f"wrote {len(ytr)} train + {len(yte)} test recordings to {path}")
 
-    @data_app.command("compare")
-    def compare(
+    @data_app.command("stats")
+    def stats(
         real: Path = typer.Option(..., "--real", help="Folder with real N-MNIST recordings (NMNIST/Train/...)."),
         emulated: str = typer.Option("mnist", help="digits, mnist (emulated on the fly) or a folder of recordings."),
         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder holding MNIST/raw (for mnist)."),
         samples: int = typer.Option(300, help="Recordings compared from each side."),
         seed: int = typer.Option(0, help="Seed."),
     ) -> None:
-        """Compare emulated recordings with real N-MNIST: events per sample, ON/OFF balance, spatial extent."""
+        """Event statistics of emulated recordings beside real N-MNIST: events per sample, ON/OFF balance, spatial
+        extent (``data compare``: the old name of this command)."""
         from snnbridge.cli import positive
         from snnbridge.data import compare_event_statistics, emulate_dataset, load_nmnist
 
@@ -132,3 +134,5 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{'statistic':22s} {'emulated':>10s} {'real':>10s} {'ratio':>6s}")
         for k, v in compare_event_statistics(em, real_ds).items():
             typer.echo(f"{k:22s} {v['emulated']:10.3f} {v['real']:10.3f} {v['ratio']:6.2f}")
+
+    data_app.command("compare", hidden=True, help="Deprecated name of 'data stats'.")(stats)

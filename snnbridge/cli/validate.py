@@ -1,6 +1,7 @@
-"""The validation commands: ``conform``, ``compare``, ``demo``, ``costs`` (``register(app)``).
+"""The validation commands: ``conform``, ``diff``, ``demo``, ``costs`` (``register(app)``).
 
-Exit codes: 0 every counted backend passes, 1 some fail (``compare``: a backend regressed), 2 bad input.
+Exit codes: 0 every counted backend passes, 1 some fail (``diff``: a backend regressed), 2 bad input.
+``compare`` is the old name of ``diff`` (hidden, still accepted).
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ def register(app: typer.Typer) -> None:
             code = 1
         raise typer.Exit(code)
 
-    @app.command()
-    def compare(
+    @app.command("diff")
+    def diff(
         old: Path = typer.Argument(..., help="The earlier report.json (or its folder)."),
         new: Path = typer.Argument(..., help="The later report.json (or its folder)."),
         markdown: bool = typer.Option(False, help="Print a Markdown table instead."),
@@ -160,11 +161,11 @@ def register(app: typer.Typer) -> None:
         """Show what changed between two conformance reports (exit 1 when a backend that passed now fails)."""
         from rich.table import Table
 
-        from snnbridge.validation import compare as cmp
+        from snnbridge.validation.report import diff as cmp
         from snnbridge.validation.report import load_report
 
         a, b = load_report(old), load_report(new)
-        changes = cmp.compare_reports(a, b)
+        changes = cmp.diff_reports(a, b)
         if markdown:
             from snnbridge.cli import plain_text
 
@@ -181,6 +182,8 @@ def register(app: typer.Typer) -> None:
         if regressed:
             _console().print(f"[red]regressed:[/] {_term(', '.join(map(str, regressed)))}")
         raise typer.Exit(1 if regressed else 0)
+
+    app.command("compare", hidden=True, help="Deprecated name of 'diff'.")(diff)
 
     @app.command()
     def demo(

@@ -1,12 +1,14 @@
 """The reproduction report: ``results.json`` (every number), ``report.md`` and a self-contained ``report.html``
 (inline CSS, figures as data URIs), plus ``figures/*.png``.  Files are written to a temporary folder and
-moved into place, so an interrupted run never leaves half-written output."""
+moved into place, so an interrupted run never leaves half-written output.
+
+The pages are rendered by the conformance report's templates (:mod:`snnbridge.validation.report.render`):
+``paper.html.j2`` extends the shared ``base.html.j2`` and its stylesheet, ``paper.md.j2`` is the Markdown."""
 
 from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
 import json
 import statistics
 from pathlib import Path
@@ -252,45 +254,22 @@ def _figures(doc: dict) -> dict[str, bytes]:
 
 def markdown(doc: dict, figs: dict[str, bytes]) -> str:
     """The report as Markdown (figures linked from ``figures/``)."""
-    parts = ["# Reproduction of Deng et al. 2020 (Tables 4-6, Figs. 8/10/12/13)", "", *_intro(doc), ""]
-    for title, head, rows in _acc_tables(doc):
-        parts += [f"## {title}", "", _md_table(head, rows) if rows else "_no cells_", ""]
-    for name, title in FIGS:
-        if name in figs:
-            parts += [f"## {title}", "", f"![{title}](figures/{name})", ""]
-    if doc["failed"]:
-        parts += ["## Failed cells", ""] + [f"- {f['spec']}: {f['error']}" for f in doc["failed"]] + [""]
-    return "\n".join(parts)
+    from snnbridge.validation.report.render import render
 
-
-CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;color:#111;
-padding:0 1em}table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}th,td{border:1px solid #ddd;
-padding:3px 7px;text-align:left}th{background:#f3f4f6}tr:nth-child(even){background:#fafafa}
-code{background:#f3f4f6;padding:0 3px}img{max-width:100%}.bad{color:#b91c1c}"""
+    return render("paper.md.j2", intro=_intro(doc), tables=_acc_tables(doc), failed=doc["failed"],
+                  figures=[(name, title) for name, title in FIGS if name in figs])
 
 
 def html_page(doc: dict, figs: dict[str, bytes]) -> str:
-    """The report as one self-contained HTML page (inline CSS, figures as data URIs)."""
-    e = html.escape
-    body = ["<h1>Reproduction of Deng et al. 2020 (Tables 4-6, Figs. 8/10/12/13)</h1>"]
-    body += [f"<p>{e(line).replace('**', '')}</p>" for line in _intro(doc)]
-    for title, head, rows in _acc_tables(doc):
-        body.append(f"<h2>{e(title)}</h2>")
-        if not rows:
-            body.append("<p><em>no cells</em></p>")
-            continue
-        body.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
-        body += ["<tr>" + "".join(f"<td>{e(str(c)).replace('`', '')}</td>" for c in r) + "</tr>" for r in rows]
-        body.append("</table>")
-    for name, title in FIGS:
-        if name in figs:
-            uri = "data:image/png;base64," + base64.b64encode(figs[name]).decode("ascii")
-            body.append(f"<h2>{e(title)}</h2><img alt='{e(title)}' src='{uri}'>")
-    if doc["failed"]:
-        body.append("<h2 class='bad'>Failed cells</h2><ul>" + "".join(
-            f"<li>{e(str(f['spec']))}: {e(f['error'])}</li>" for f in doc["failed"]) + "</ul>")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>snnbridge reproduce</title>"
-            f"<style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>")
+    """The report as one self-contained HTML page (the shared report stylesheet inline, figures as data URIs)."""
+    from snnbridge.validation.report.render import render
+
+    tables = [(title, head, [[str(c).replace("`", "") for c in r] for r in rows])
+              for title, head, rows in _acc_tables(doc)]
+    figures_ = [(title, "data:image/png;base64," + base64.b64encode(figs[name]).decode("ascii"))
+                for name, title in FIGS if name in figs]
+    return render("paper.html.j2", intro=[line.replace("**", "") for line in _intro(doc)], tables=tables,
+                  figures=figures_, failed=[{"spec": str(f["spec"]), "error": f["error"]} for f in doc["failed"]])
 
 
 def write_report(doc: dict, out: str | Path, overwrite: bool = False) -> dict[str, Path]:

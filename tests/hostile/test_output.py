@@ -142,12 +142,12 @@ def test_signal_during_export_stops_and_cleans(tmp_path, sig, code):
 
 
 def test_interrupt_in_process_exits_130(monkeypatch):
-    import snnbridge.validation.compare as cmp
+    import snnbridge.validation.report.diff as cmp
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cmp, "compare_reports", boom)
+    monkeypatch.setattr(cmp, "diff_reports", boom)
     r = cli("compare", "/nonexistent", "/nonexistent")
     assert r.returncode == 2  # the missing report is found first
     monkeypatch.setattr("snnbridge.validation.report.load_report", boom)
