@@ -137,21 +137,62 @@ def check_table1(backend: str, key: str, neuron: str, reset: str, exact: bool, r
         assert n32 <= 0.01 * sum(int(ref.outputs[n].numel()) for n in spiking)
 
 
-def check_table1_subtract_only(backend: str, key: str, neuron: str, reset: str) -> None:
-    """A Table-1 structure on a backend whose neurons only subtract (Rockpool, Spyx): the zero reset is refused
-    by name (field ``reset``), subtract and none are spike-exact in float64 and float32, every layer firing."""
-    from snnbridge.errors import UnsupportedNodeError
-
+def check_table1_bit_identical(backend: str, key: str, neuron: str, reset: str) -> None:
+    """A Table-1 structure on a backend that realises every step operation for operation (Rockpool, Spyx): spikes,
+    membranes and analog outputs equal to the reference in float64 and float32, every spiking layer firing."""
     graph, x, semantics = table1(key, neuron)
     semantics = dict(semantics, reset=reset)
-    if reset == "zero":
-        with pytest.raises(UnsupportedNodeError, match="field 'reset'"):
-            get(backend).compile(graph, **semantics)
-        return
     for dtype in (torch.float64, torch.float32):
         ref, got = run_both(backend, graph, x, semantics, dtype)
         assert_same_recording(ref, got, exact=True)
         assert all(ref.outputs[n].any() for n in ref.order if ref.node_types[n] in ("IF", "LIF"))
+
+
+def check_zero_reset_restarts_at_v_reset(backend: str) -> None:
+    """A composed zero reset (Rockpool, Spyx): equal to the reference in float64 and float32, and a neuron that
+    fired starts its next step at ``v_reset`` (here -0.25): ``v[t+1] = decay·v_reset + gain·w·x[t+1]``, not from
+    ``v - θ`` (what the simulator's own subtracting neuron would leave)."""
+    from snnbridge.validation.node_suite import chain
+
+    n = 3
+    lif = nir.LIF(tau=np.full(n, 4e-3), r=np.full(n, 2.0), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
+                  v_reset=np.full(n, -0.25))
+    g = chain([("fc", nir.Linear(weight=np.eye(n) * 0.8)), ("lif", lif)], (n,), (n,))
+    x = spikes((n,), 0.6, 3, 30, 2)
+    c = prepare(g, dt=1e-3).coefficients("lif")
+    decay, gain = float(c.decay.reshape(-1)[0]), float(c.gain.reshape(-1)[0])
+    for dtype in (torch.float64, torch.float32):
+        ref, got = run_both(backend, g, x, {"dt": 1e-3, "reset": "zero"}, dtype)
+        assert_same_recording(ref, got, exact=True)
+        s, v = got.spikes("lif"), got.membranes["lif"].double()
+        fired = s[:-1].nonzero(as_tuple=True)
+        assert len(fired[0]) > 3
+        after = (fired[0] + 1,) + fired[1:]
+        want = decay * -0.25 + gain * 0.8 * x[after]
+        assert torch.allclose(v[after], want, atol=1e-6), (v[after], want)
+
+
+def check_refused_by_name(backend: str) -> None:
+    """What a composed backend (Rockpool, Spyx) still cannot express is refused naming node and field: the
+    delayed reset timings (``reset_timing``; a reset ``none`` has no timing and runs)."""
+    from snnbridge.errors import UnsupportedNodeError
+    from snnbridge.validation.node_suite import chain
+
+    n = 3
+
+    def graph(metadata):
+        lif = nir.LIF(tau=np.full(n, 4e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
+                      v_reset=np.zeros(n), metadata=metadata)
+        return chain([("fc", nir.Linear(weight=np.eye(n))), ("lif", lif)], (n,), (n,))
+
+    for timing in ("delayed", "immediate_rechecked"):
+        for reset in ("zero", "subtract"):
+            g = graph({"reset": reset, "reset_timing": timing})
+            with pytest.raises(UnsupportedNodeError, match=rf"node 'lif', field 'reset_timing'.*{backend}"):
+                get(backend).compile(g, dt=1e-3, reset=reset)
+    g = graph({"reset": "none", "reset_timing": "delayed"})
+    x = spikes((n,), 0.6, 3, 20)
+    assert_same_recording(*run_both(backend, g, x, {"dt": 1e-3, "reset": "none"}, torch.float64), exact=True)
 
 
 def check_peer_graph(backend: str, graphs: Path, stem: str, exact: bool, rtol: float = 1e-12) -> None:

@@ -1,6 +1,7 @@
-"""The Rockpool backend reproduces the reference executor bit for bit, at every node and step, where Rockpool can
-express the graph: its neurons (``LIFNeuronTorch``) reset by subtraction only, so every case with a zero or no reset
-is run here under ``reset="subtract"`` as well, and its original form must be refused by node name.
+"""The Rockpool backend reproduces the reference executor bit for bit, at every node and step, in float64 and float32,
+in every reset mode: its neurons (``LIFNeuronTorch``) only subtract, so the zero and no resets are Rockpool's step
+followed by the reference's ``v·(1-s) + s·v_reset`` (or the pre-reset membrane kept) in torch.  What Rockpool still
+cannot express (the delayed reset timings, decays no ``tau_mem`` reproduces) must be refused by node name.
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ import torch
 from snnbridge.backends import get
 from snnbridge.bridge import read_graph
 from snnbridge.bridge.executor import ReferenceExecutor
-from snnbridge.errors import UnsupportedNodeError
 from snnbridge.validation.node_suite import chain, node_cases
 
-from .backend_checks import PEERS, assert_same_recording, check_table1_subtract_only, run_both, spikes
+from .backend_checks import (
+    PEERS,
+    assert_same_recording,
+    check_refused_by_name,
+    check_table1_bit_identical,
+    check_zero_reset_restarts_at_v_reset,
+    run_both,
+    spikes,
+)
 from .conftest import NIR_GRAPHS
 from .more_backends import peer_params, table1_params
 
@@ -25,49 +33,30 @@ BACKEND = "rockpool"
 CASES = {c.name: c for c in node_cases()}
 
 
-def _subtract(semantics: dict) -> dict:
-    return dict(semantics, reset="subtract")
-
-
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_node_case_bit_identical_under_subtract(name, dtype):
+def test_node_case_bit_identical(name, dtype):
     c = CASES[name]
-    ref, got = run_both(BACKEND, c.graph, c.inputs, _subtract(c.semantics), dtype)
+    ref, got = run_both(BACKEND, c.graph, c.inputs, c.semantics, dtype)
     assert got.backend == BACKEND
     assert_same_recording(ref, got, exact=True)
 
 
-def _spiking(c) -> bool:
-    return any(type(v).__name__ in ("LIF", "IF", "CubaLIF") for v in c.graph.nodes.values())
+def test_zero_reset_restarts_at_v_reset():
+    check_zero_reset_restarts_at_v_reset(BACKEND)
 
 
-@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.semantics["reset"] != "subtract" and _spiking(c)])
-def test_zero_and_no_reset_are_refused_by_name(name):
-    c = CASES[name]
-    with pytest.raises(UnsupportedNodeError, match=r"node '\w+', field 'reset'.*subtraction only"):
-        get(BACKEND).compile(c.graph, **c.semantics)
+def test_delayed_reset_timings_are_refused_by_name():
+    check_refused_by_name(BACKEND)
 
 
 @pytest.mark.parametrize("key, neuron, reset", table1_params())
 def test_table1_structures(key, neuron, reset):
-    check_table1_subtract_only(BACKEND, key, neuron, reset)
+    check_table1_bit_identical(BACKEND, key, neuron, reset)
 
 
-def _peer_params():
-    out = []
-    for p in peer_params(PEERS):
-        if p.values[0] == "braille_noDelay_noBias_subtract":  # measured with rockpool 3.1.0
-            p = pytest.param(*p.values, id=p.id, marks=[*p.marks, pytest.mark.xfail(
-                strict=True, raises=UnsupportedNodeError, reason=(
-                    "lif2's synaptic decay 0.45 (dt/tau_syn = 0.55): no float64 tau_mem makes Rockpool's "
-                    "exp(-dt/tau_mem) equal it bit for bit, so the node is refused by name rather than rounded"))])
-        out.append(p)
-    return out
-
-
-@pytest.mark.parametrize("stem", _peer_params())
-def test_peer_graph_under_subtract(stem):
+@pytest.mark.parametrize("stem", peer_params(PEERS))
+def test_peer_graph(stem):
     path = NIR_GRAPHS / f"{stem}.nir"
     if not path.exists():
         pytest.skip(f"{path} not available (needs ../shared)")
@@ -75,7 +64,7 @@ def test_peer_graph_under_subtract(stem):
     graph = read_graph(path)
     x = spikes(shape, p, 7, T)
     for dtype in (torch.float64, torch.float32):
-        ref, got = run_both(BACKEND, graph, x, _subtract(semantics), dtype)
+        ref, got = run_both(BACKEND, graph, x, semantics, dtype)
         assert_same_recording(ref, got, exact=True)
         assert ref.output().any()
 
@@ -84,7 +73,7 @@ def test_native_modules_and_exact_decay():
     from rockpool.nn.modules.torch.lif_neuron_torch import LIFNeuronTorch, tau_to_decay
 
     c = CASES["lif_exact"]
-    sim = get(BACKEND).compile(c.graph, **_subtract(c.semantics))
+    sim = get(BACKEND).compile(c.graph, **c.semantics)
     ad = sim.adapters["lif"]
     mod, fire = ad.mem.module(3)
     assert type(mod) is LIFNeuronTorch and mod.tau_mem.shape == (24,) and mod.tau_mem.dtype == torch.float64
@@ -117,13 +106,14 @@ def test_batch_samples_keep_their_own_state_and_rng_is_untouched():
     assert_same_recording(ref, got, exact=True)
 
 
-def test_initial_state_and_inclusive_threshold():
+def test_initial_state_inclusive_threshold_every_reset():
     n = 4
     lif = nir.LIF(tau=np.full(n, 4e-3), r=np.full(n, 2.0), v_leak=np.full(n, 0.1), v_threshold=np.full(n, 0.5),
                   v_reset=np.zeros(n), metadata={"v_init": np.linspace(0, 0.4, n), "threshold": "inclusive"})
     g = chain([("fc", nir.Linear(weight=np.full((n, 3), 0.25))), ("lif", lif)], (3,), (n,))
     x = spikes((3,), 0.5, 2, 40, 2)
-    for dtype in (torch.float64, torch.float32):
-        ref = ReferenceExecutor(g, dt=1e-3, reset="subtract", dtype=dtype).run(x)
-        assert ref.spikes("lif").any()
-        assert_same_recording(ref, get(BACKEND).run(g, x, dt=1e-3, reset="subtract", dtype=dtype), exact=True)
+    for reset in ("zero", "subtract", "none"):
+        for dtype in (torch.float64, torch.float32):
+            ref = ReferenceExecutor(g, dt=1e-3, reset=reset, dtype=dtype).run(x)
+            assert ref.spikes("lif").any()
+            assert_same_recording(ref, get(BACKEND).run(g, x, dt=1e-3, reset=reset, dtype=dtype), exact=True)

@@ -1,6 +1,7 @@
 """The Spyx backend reproduces the reference executor bit for bit, at every node and step, in float64 (JAX x64) and
-float32, where Spyx can express the graph: its neurons reset by subtraction only, so every case with a zero reset is
-run here under ``reset="subtract"`` as well, and its original form must be refused by node name.
+float32, in every reset mode: Spyx's neurons only subtract, so a zero reset is Spyx's ``LI`` + ``IF`` step followed
+by the reference's ``v·(1-s) + s·v_reset`` in ``jax.numpy``.  What Spyx still cannot express (the delayed reset
+timings, decays outside ``[0, 1]``) must be refused by node name.
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ import torch
 from snnbridge.backends import get
 from snnbridge.bridge import read_graph
 from snnbridge.bridge.executor import ReferenceExecutor
-from snnbridge.errors import UnsupportedNodeError
 from snnbridge.validation.node_suite import chain, node_cases
 
-from .backend_checks import PEERS, assert_same_recording, check_table1_subtract_only, run_both, spikes
+from .backend_checks import (
+    PEERS,
+    assert_same_recording,
+    check_refused_by_name,
+    check_table1_bit_identical,
+    check_zero_reset_restarts_at_v_reset,
+    run_both,
+    spikes,
+)
 from .conftest import NIR_GRAPHS
 from .more_backends import heavy, peer_params, table1_params
 
@@ -25,11 +33,7 @@ BACKEND = "spyx"
 CASES = {c.name: c for c in node_cases()}
 
 
-def _subtract(semantics: dict) -> dict:
-    return dict(semantics, reset="subtract") if semantics.get("reset", "zero") == "zero" else dict(semantics)
-
-
-FLOAT32_DEFAULT = ("lif_subtract", "cubalif_subtract", "recurrent_lif_subtract")
+FLOAT32_DEFAULT = ("lif_zero", "lif_subtract", "lif_none", "cubalif_zero", "recurrent_lif_subtract")
 
 
 def _node_params() -> list:
@@ -44,20 +48,17 @@ def _node_params() -> list:
 @pytest.mark.parametrize("name, dtype", _node_params())
 def test_node_case_bit_identical(name, dtype):
     c = CASES[name]
-    ref, got = run_both(BACKEND, c.graph, c.inputs, _subtract(c.semantics), dtype)
+    ref, got = run_both(BACKEND, c.graph, c.inputs, c.semantics, dtype)
     assert got.backend == BACKEND
     assert_same_recording(ref, got, exact=True)
 
 
-def _spiking(c) -> bool:
-    return any(type(v).__name__ in ("LIF", "IF", "CubaLIF") for v in c.graph.nodes.values())
+def test_zero_reset_restarts_at_v_reset():
+    check_zero_reset_restarts_at_v_reset(BACKEND)
 
 
-@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.semantics["reset"] == "zero" and _spiking(c)])
-def test_zero_reset_is_refused_by_name(name):
-    c = CASES[name]
-    with pytest.raises(UnsupportedNodeError, match=r"node '\w+', field 'reset'.*subtraction only"):
-        get(BACKEND).compile(c.graph, **c.semantics)
+def test_delayed_reset_timings_are_refused_by_name():
+    check_refused_by_name(BACKEND)
 
 
 def _table1_params() -> list:
@@ -67,7 +68,7 @@ def _table1_params() -> list:
 
 @pytest.mark.parametrize("key, neuron, reset", _table1_params())
 def test_table1_structures(key, neuron, reset):
-    check_table1_subtract_only(BACKEND, key, neuron, reset)
+    check_table1_bit_identical(BACKEND, key, neuron, reset)
 
 
 def _peer(stem: str, dtype: torch.dtype) -> None:
@@ -77,7 +78,7 @@ def _peer(stem: str, dtype: torch.dtype) -> None:
     semantics, shape, T, p = PEERS[stem]
     graph = read_graph(path)
     x = spikes(shape, p, 7, T)
-    ref, got = run_both(BACKEND, graph, x, _subtract(semantics), dtype)
+    ref, got = run_both(BACKEND, graph, x, semantics, dtype)
     assert_same_recording(ref, got, exact=True)
     assert ref.output().any()
 
@@ -88,13 +89,13 @@ def _peer_params() -> list:
 
 
 @pytest.mark.parametrize("stem", _peer_params())
-def test_peer_graph_under_subtract(stem):
+def test_peer_graph(stem):
     _peer(stem, torch.float64)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", list(PEERS))
-def test_peer_graph_under_subtract_float32(stem):
+def test_peer_graph_float32(stem):
     _peer(stem, torch.float32)
 
 
@@ -143,17 +144,8 @@ def test_initial_state_inclusive_threshold_and_no_reset():
                   v_reset=np.zeros(n), metadata={"v_init": np.linspace(0, 0.4, n), "threshold": "inclusive"})
     g = chain([("fc", nir.Linear(weight=np.full((n, 3), 0.25))), ("lif", lif)], (3,), (n,))
     x = spikes((3,), 0.5, 2, 40, 2)
-    for reset in ("subtract", "none"):
+    for reset in ("zero", "subtract", "none"):
         for dtype in (torch.float64, torch.float32):
             ref = ReferenceExecutor(g, dt=1e-3, reset=reset, dtype=dtype).run(x)
             assert ref.spikes("lif").any()
             assert_same_recording(ref, get(BACKEND).run(g, x, dt=1e-3, reset=reset, dtype=dtype), exact=True)
-
-
-def test_delayed_reset_timing_is_refused_by_name():
-    n = 3
-    lif = nir.LIF(tau=np.full(n, 4e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
-                  v_reset=np.zeros(n), metadata={"reset": "subtract", "reset_timing": "delayed"})
-    g = chain([("fc", nir.Linear(weight=np.eye(n))), ("lif", lif)], (n,), (n,))
-    with pytest.raises(UnsupportedNodeError, match=r"node 'lif', field 'reset_timing'.*spyx"):
-        get(BACKEND).compile(g, dt=1e-3, reset="subtract")

@@ -19,8 +19,11 @@ Where Rockpool differs from the reference, and what the adapter does (measured w
   inclusive compare) and subtracts ``spikes·θ``.  The adapter passes its own ``spike_generation_fn``
   (:class:`SingleSpike`, Rockpool's plug-in point): one spike where ``v > θ`` (``v >= θ`` for inclusive nodes),
   and it is where the adapter reads the pre-reset membrane Rockpool compares.
-* Rockpool's neurons reset by subtraction only (Xylo's behaviour): reset modes ``zero`` and ``none`` are refused by
-  node name (``UnsupportedNodeError``, field ``reset``), as are the reset timings other than ``immediate``.
+* Rockpool's neurons reset by subtraction only (Xylo's behaviour).  For reset ``zero`` the adapter takes the spike
+  ``s`` and the pre-reset membrane ``u`` of Rockpool's step and carries the reference's ``u·(1 - s) + s·v_reset``
+  (torch, the same operations in the same order as :func:`snnbridge.bridge.semantics.reset`: bit-identical in
+  float64 and float32); for reset ``none`` it carries ``u``.  The reset timings other than ``immediate`` are refused
+  by node name (``UnsupportedNodeError``, field ``reset_timing``).
 * Rockpool's modules keep their state for batch element 0 only (``self.vmem = vmem[0]``): the adapter builds each
   neuron with ``B·N`` units (the batch laid out as neurons) and steps it one step per call, so every sample keeps
   its own state and the state Rockpool returns is the full float64 one.
@@ -147,11 +150,8 @@ class RockpoolNeuron(NeuronAdapter):
         c = sem.TensorCoefficients.of(c64, dtype, device)
         opts = fg.options(name)
         self.spiking = c.threshold is not None
-        reset = fg.node_reset[name] if self.spiking else "none"
-        if self.spiking and reset != "subtract":
-            raise UnsupportedNodeError(f"backend '{NAME}': Rockpool's neurons reset by subtraction only; reset "
-                                       f"'{reset}' cannot be expressed", node=name, field="reset")
-        if self.spiking and opts.reset_timing != "immediate":
+        self.reset = reset = fg.node_reset[name] if self.spiking else "none"
+        if self.spiking and opts.reset_timing != "immediate" and reset != "none":
             raise UnsupportedNodeError(f"backend '{NAME}' resets in the step that fired; reset timing "
                                        f"'{opts.reset_timing}' cannot be expressed", node=name, field="reset_timing")
         dt = fg.semantics.dt
@@ -171,6 +171,7 @@ class RockpoolNeuron(NeuronAdapter):
             self.syn = _Neuron(tau(c64.syn_decay, "tau_syn"), _flat(1.0, self.shape, dtype, device), "never", dt, dtype,
                                device)
         self.gain, self.bias, self.syn_gain = c.gain, c.bias, c.syn_gain
+        self.v_reset = _flat(c64.v_reset if c64.v_reset is not None else 0.0, self.shape, dtype, device)
         self.options = opts
 
     def init_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -193,6 +194,10 @@ class RockpoolNeuron(NeuronAdapter):
             _, i, _ = self.syn.step(flat, i)
             flat = (self.gain * i.reshape((B,) + self.shape) + self.bias).reshape(B, -1)
         spk, v, h = self.mem.step(flat, v)
+        if self.reset == "zero":  # the reference's zero reset on Rockpool's pre-reset membrane (semantics.reset)
+            v = h * (1 - spk) + spk * self.v_reset
+        elif self.reset == "none" and self.spiking:
+            v = h
         out = spk if self.spiking else h
         return out.reshape((B,) + self.shape), (v, i), h.reshape((B,) + self.shape)
 

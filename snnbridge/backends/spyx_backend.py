@@ -10,6 +10,10 @@ Node mapping (constants from ``FlatGraph.coefficients``, never re-derived; tenso
 * spiking nodes (``LIF``, ``IF``, ``CubaLIF``) then fire and reset with ``spyx.nn.IF(threshold=θ)`` called on that
   membrane with zero input: Spyx computes ``s = H(V - θ)`` and ``V + 0 - s·θ``, the reference's strict threshold
   and subtract reset in the same step;
+* reset ``zero``: Spyx's neurons only subtract, so the adapter takes the spike ``s`` of ``spyx.nn.IF`` and sets the
+  carried membrane to the reference's ``u·(1 - s) + s·v_reset`` in ``jax.numpy`` (``u`` the integrated membrane;
+  the same four operations, in the same order, as :func:`snnbridge.bridge.semantics.reset`, so the state is
+  bit-identical in float64 and float32); reset ``none`` carries ``u`` itself;
 * ``CubaLIF`` / ``CubaLI``: the synaptic current is a first ``spyx.nn.LI`` (``beta = syn_decay``) fed
   ``syn_gain·x + 0``;
 * ``Threshold`` → ``spyx.nn.IF(threshold=θ)`` stepped once from the input as its membrane (stateless);
@@ -26,11 +30,10 @@ one step after the reference's (it is the reference's ``delayed`` subtract timin
 ``CuBaLIF`` likewise fires on the carried pre-reset membrane.  Splitting the step into Spyx's ``LI`` (integrate)
 and ``IF`` (compare and subtract) realises the reference order with Spyx's own arithmetic.
 
-Limits, refused by name (``UnsupportedNodeError``): Spyx's neurons reset by subtraction only, so reset ``zero``
-(field ``reset``); the reset timings ``delayed`` / ``immediate_rechecked`` (field ``reset_timing``); a decay outside
-``[0, 1]`` (Spyx clips ``beta`` to ``[0, 1]``; an Euler step with ``dt > tau``).  Reset ``none`` keeps the
-integrated membrane and takes only the spike of ``IF``.  Inclusive thresholds use a Spyx activation
-(``spyx.axn.custom``) whose forward is ``x >= 0``.  ``Delay`` is not supported.
+Limits, refused by name (``UnsupportedNodeError``): the reset timings ``delayed`` / ``immediate_rechecked`` (field
+``reset_timing``; a reset ``none`` has no timing and runs); a decay outside ``[0, 1]`` (Spyx clips ``beta`` to
+``[0, 1]``).  Inclusive thresholds use a Spyx activation (``spyx.axn.custom``) whose forward is ``x >= 0``.
+``Delay`` is not supported.
 
 float64 needs JAX's 64-bit mode: compiling a float64 graph calls ``jax.config.update("jax_enable_x64", True)``
 (process-wide; float32 arrays stay float32).
@@ -125,9 +128,6 @@ class SpyxNeuron(NeuronAdapter):
         self.options = opts
         self.spiking = c64.threshold is not None
         self.reset = fg.node_reset[name] if self.spiking else "none"
-        if self.spiking and self.reset == "zero":
-            raise UnsupportedNodeError(f"backend '{NAME}': Spyx's neurons reset by subtraction only; reset 'zero' "
-                                       f"cannot be expressed", node=name, field="reset")
         if self.spiking and opts.reset_timing != "immediate" and self.reset != "none":
             raise UnsupportedNodeError(f"backend '{NAME}' resets in the step that fired; reset timing "
                                        f"'{opts.reset_timing}' cannot be expressed", node=name, field="reset_timing")
@@ -142,6 +142,7 @@ class SpyxNeuron(NeuronAdapter):
         self.gain = _flat(c64.gain, self.shape, dtype)
         self.bias = _flat(c64.bias, self.shape, dtype)
         self.syn_gain = None if self.syn is None else _flat(c64.syn_gain, self.shape, dtype)
+        self.v_reset = _flat(c64.v_reset if c64.v_reset is not None else 0.0, self.shape, dtype)
         self.fire = None
         if self.spiking:
             act = inclusive_activation() if c64.inclusive else None
@@ -160,7 +161,11 @@ class SpyxNeuron(NeuronAdapter):
         if self.fire is None:
             return u, u, i, u
         s, v_after = self.fire(jnp.zeros_like(u), u)
-        return s, (u if self.reset == "none" else v_after), i, u
+        if self.reset == "zero":  # the reference's zero reset, operation for operation (semantics.reset)
+            v_after = u * (1 - s) + s * self.v_reset
+        elif self.reset == "none":
+            v_after = u
+        return s, v_after, i, u
 
     def _scan_impl(self, xs, v, i):
         """All steps of ``xs`` ``[T, B, *shape]``: ``(outputs, pre-reset membranes)``, each ``[T, B, *shape]``."""
