@@ -334,7 +334,7 @@ def agreement(result: ConformanceResult, ax: Axes | None = None) -> _MplFigure:
         for i, n in enumerate(nodes):
             nr = b.nodes.get(n)
             if nr is not None and nr.compared:
-                grid[i, j] = nr.agreement
+                grid[i, j] = nr.match_score
     import matplotlib
 
     cmap = matplotlib.colormaps["RdYlGn"].with_extremes(bad="#e5e7eb")

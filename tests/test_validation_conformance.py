@@ -47,7 +47,7 @@ def test_reference_conforms_to_itself(data):
     assert r.passed and r.exit_code == 0 and b.status == "pass"
     assert b.first_divergent_node is None
     assert all(n.agree and n.explanation.kind == "agree" for n in b.nodes.values())
-    assert b.agreement == 1.0 and b.accuracy == r.yardstick.accuracy
+    assert b.prediction_agreement == 1.0 and b.accuracy == r.yardstick.accuracy
     assert b.nodes["lif1"].events.f1 == 1.0 and b.nodes["lif1"].van_rossum_mean == 0.0
     assert b.nodes["lif1"].membrane_max_abs == 0.0
 

@@ -50,7 +50,7 @@ def _verdict_table(result) -> None:
             details = "all recorded nodes agree"
         details = details if len(details) <= 160 else details[:157] + "..."
         table.add_row(e(b.name), f"[{colors.get(b.status, 'red')}]{e(b.verdict)}[/]", pct(b.accuracy),
-                      pct(b.agreement), e(details))
+                      pct(b.prediction_agreement), e(details))
     _console().print(table)
 
 

@@ -62,6 +62,7 @@ from snnbridge.validation.node_compare import (  # noqa: F401 - re-exported: the
     _threshold_source,
     _Variants,
     compare,
+    compare_nodes,
     judge,
     pairwise,
 )
@@ -304,7 +305,7 @@ def _finish(plan: _Plan, runs: dict, pairs, source, batch_size, labels, steps: i
         res.status = "fail" if res.failures else "pass"
         _outputs(res, acc, labels, plan, steps)
         if res.predictions is not None and yard.predictions is not None:
-            res.agreement = agreement(res.predictions, yard.predictions)
+            res.prediction_agreement = agreement(res.predictions, yard.predictions)
     ran = {YARDSTICK: yard, **{k: v for k, v in results.items() if v.status in ("pass", "fail")}}
     names = list(ran)
     f1 = {a: {b: pairs.f1(a, b) for b in names} for a in names}

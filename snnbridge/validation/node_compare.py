@@ -68,8 +68,8 @@ class ResetVariants:
 _Variants = ResetVariants  # the older private name
 
 
-def compare(fg, ref: Recording, rec: Recording, profile: str | Profile = "exact", tau: float = 5.0,
-            variants: ResetVariants | None = None) -> tuple[dict[str, NodeResult], str | None, list[str]]:
+def compare_nodes(fg, ref: Recording, rec: Recording, profile: str | Profile = "exact", tau: float = 5.0,
+                  variants: ResetVariants | None = None) -> tuple[dict[str, NodeResult], str | None, list[str]]:
     """Compare recording ``rec`` with the yardstick ``ref`` on every node of ``fg``.
 
     Returns ``(nodes, first_divergent_node, failures)``: per-node results in evaluation order, the
@@ -79,6 +79,15 @@ def compare(fg, ref: Recording, rec: Recording, profile: str | Profile = "exact"
     nodes = {n: _compare_node(fg, n, ref, rec, p, tau) for n in fg.order if n in ref}
     origin, failures = judge(fg, nodes, p, lambda names: (ref, rec, variants))
     return nodes, origin, failures
+
+
+def compare(*args, **kwargs) -> tuple[dict[str, NodeResult], str | None, list[str]]:
+    """Deprecated alias of :func:`compare_nodes` (removed in 0.3)."""
+    import warnings
+
+    warnings.warn("snnbridge.validation.node_compare.compare is deprecated; use compare_nodes", DeprecationWarning,
+                  stacklevel=2)
+    return compare_nodes(*args, **kwargs)
 
 
 def judge(fg, nodes: dict[str, NodeResult], p: Profile, traces) -> tuple[str | None, list[str]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +22,37 @@ SCHEMA_VERSION = 1
 YARDSTICK = "yardstick"
 
 
+def _renamed_attribute(cls_name: str, old: str, new: str) -> property:
+    """A deprecated property ``old`` that reads and writes the field ``new`` (with a ``DeprecationWarning``)."""
+    message = f"{cls_name}.{old} is deprecated (removed in 0.3); use {cls_name}.{new}"
+
+    def fget(self):
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return getattr(self, new)
+
+    def fset(self, value) -> None:
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        setattr(self, new, value)
+
+    return property(fget, fset, doc=f"Deprecated alias of :attr:`{new}`.")
+
+
+def _accept_renamed_keyword(cls: type, old: str, new: str) -> type:
+    """Let ``cls(..., old=x)`` mean ``cls(..., new=x)`` (with a ``DeprecationWarning``)."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs) -> None:
+        if old in kwargs:
+            warnings.warn(f"{cls.__name__}({old}=...) is deprecated (removed in 0.3); use {new}=...",
+                          DeprecationWarning, stacklevel=2)
+            kwargs[new] = kwargs.pop(old)
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__  # type: ignore[method-assign]
+    return cls
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -33,8 +66,9 @@ class NodeResult:
     shape: tuple[int, ...]
     compared: bool = True
     agree: bool = True
-    agreement: float = 1.0
-    """Spike nodes: event F1; analog nodes: fraction of values within tolerance."""
+    match_score: float = 1.0
+    """How closely the node matches the yardstick, 1.0 when identical: spike nodes, the spike-event F1; analog
+    nodes, the fraction of values within tolerance (``"agreement"`` in ``report.json``)."""
     events: m.EventScores | None = None
     counts: m.CountDifference | None = None
     van_rossum_mean: float | None = None
@@ -48,10 +82,13 @@ class NodeResult:
     explanation: ex.Explanation = field(default_factory=lambda: ex.Explanation("agree", "identical"))
     allowed: bool = True
 
+    agreement = _renamed_attribute("NodeResult", "agreement", "match_score")
+
     def to_dict(self) -> dict:
+        """This node's entry of ``report.json`` (``match_score`` under its schema key ``agreement``)."""
         return {
             "name": self.name, "type": self.type, "spiking": self.spiking, "shape": list(self.shape),
-            "compared": self.compared, "agree": self.agree, "agreement": self.agreement,
+            "compared": self.compared, "agree": self.agree, "agreement": self.match_score,
             "events": self.events.to_dict() if self.events else None,
             "counts": self.counts.to_dict() if self.counts else None,
             "van_rossum_mean": self.van_rossum_mean, "van_rossum_max": self.van_rossum_max, "cosine": self.cosine,
@@ -80,11 +117,14 @@ class BackendResult:
     failures: list[str] = field(default_factory=list)
     predictions: torch.Tensor | None = None
     accuracy: float | None = None
-    agreement: float | None = None
+    prediction_agreement: float | None = None
+    """The fraction of samples for which this backend predicts the yardstick's class."""
     costs: Costs | None = None
     recording: Recording | None = None
     device: str = "cpu"
     """Where the backend ran (recordings come back to the CPU for comparison)."""
+
+    agreement = _renamed_attribute("BackendResult", "agreement", "prediction_agreement")
 
     @property
     def passed(self) -> bool:
@@ -120,7 +160,7 @@ class BackendResult:
             "failures": list(self.failures),
             "nodes_compared": sum(1 for n in self.nodes.values() if n.compared),
             "nodes_agreeing": sum(1 for n in self.nodes.values() if n.compared and n.agree),
-            "accuracy": self.accuracy, "prediction_agreement": self.agreement,
+            "accuracy": self.accuracy, "prediction_agreement": self.prediction_agreement,
             "costs": self.costs.to_dict() if self.costs else None,
             "nodes": [n.to_dict() for n in self.nodes.values()],
             **({"device": self.device} if self.device != "cpu" else {}),
@@ -142,6 +182,10 @@ class BackendResult:
         from snnbridge.display import backend_html
 
         return backend_html(self)
+
+
+_accept_renamed_keyword(NodeResult, "agreement", "match_score")
+_accept_renamed_keyword(BackendResult, "agreement", "prediction_agreement")
 
 
 @dataclass

@@ -291,7 +291,7 @@ class NodeAcc:
             res.explanation = ex.Explanation("agree", "not recorded by this backend")
             return res
         if self.structural is not None:
-            res.agree, res.agreement, res.allowed = False, 0.0, False
+            res.agree, res.match_score, res.allowed = False, 0.0, False
             if self.structural[0] == "shape":
                 g, r = list(self.structural[1]), list(self.structural[2])
                 g[1] = r[1] = samples
@@ -322,7 +322,7 @@ class NodeAcc:
                 res.cosine = 1.0
             res.first_divergence = self._divergence(self.first)
             res.agree = res.first_divergence is None
-            res.agreement = res.events.f1
+            res.match_score = res.events.f1
         else:
             atol = atol_of(self.ref_absmax)
             res.max_abs = self.max_abs if self.max_abs is not None else 0.0
@@ -341,7 +341,7 @@ class NodeAcc:
                     first = cand
             res.first_divergence = self._divergence(first)
             res.agree = res.first_divergence is None
-            res.agreement = 1.0 - out / self.numel if self.numel else 1.0
+            res.match_score = 1.0 - out / self.numel if self.numel else 1.0
         res.membrane_max_abs = self.membrane_max_abs
         return res
 
