@@ -11,12 +11,12 @@ import torch
 from snnbridge.data import (
     EVENT_DTYPE,
     EmulatorConfig,
-    compare_event_statistics,
     emulate_dataset,
     emulate_events,
     event_statistics,
     load_digits_mnist_like,
     load_nmnist,
+    paired_event_statistics,
 )
 from snnbridge.data.errors import DataError
 
@@ -85,7 +85,7 @@ def test_comparison_with_real_nmnist(emulated):
     if not (SHARED / "data" / "NMNIST").is_dir():
         pytest.skip("../shared/data/NMNIST not available")
     real = load_nmnist(SHARED / "data", train=True, limit=60)
-    cmp = compare_event_statistics(emulated, real)
+    cmp = paired_event_statistics(emulated, real)
     assert 0.3 < cmp["events_mean"]["ratio"] < 3.0
     assert abs(cmp["on_fraction"]["emulated"] - cmp["on_fraction"]["real"]) < 0.05
     assert abs(cmp["duration_ms"]["ratio"] - 1) < 0.1

@@ -96,3 +96,14 @@ def test_cli_old_command_names_are_hidden_aliases(tmp_path):
     new = runner.invoke(app, ["diff", str(one), str(one), "--markdown"])
     old = runner.invoke(app, ["compare", str(one), str(one), "--markdown"])
     assert new.exit_code == old.exit_code == 0 and new.output == old.output and "| backend |" in new.output
+
+
+def test_compare_event_statistics_is_paired_event_statistics():
+    from snnbridge.data import compare_event_statistics, emulate_dataset, load_digits, paired_event_statistics
+
+    x, y, _, _ = load_digits()
+    ds = emulate_dataset(x[:4], y[:4], seed=0)
+    with pytest.warns(DeprecationWarning, match="paired_event_statistics"):
+        old = compare_event_statistics(ds, ds)
+    new = paired_event_statistics(ds, ds)
+    assert old.keys() == new.keys() and all(old[k]["emulated"] == new[k]["emulated"] == new[k]["real"] for k in new)

@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 a check failed (e.g. backends disagree), 2 bad input
 (a clear one-line message on stderr, no traceback, no output file written), 3 an internal error (a bug:
 one line naming where to report it; ``snnbridge --debug ...`` shows the traceback), 130 Ctrl-C
 (143 SIGTERM; temporary files are removed, nothing half-written is left).
-The command groups live beside this module (:mod:`.validate`: conform, compare, costs, demo;
+The command groups live beside this module (:mod:`.validate`: conform, diff, costs, demo;
 :mod:`.reproduce`; :mod:`.native`: from-native; :mod:`.matrix`), each adding its commands with ``register(app)``;
 this module holds the app, the consoles, the shared option parsers and the one error boundary (:func:`main`).
 No library module imports this package.

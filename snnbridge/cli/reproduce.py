@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
         """Event statistics of emulated recordings beside real N-MNIST: events per sample, ON/OFF balance, spatial
         extent (``data compare``: the old name of this command)."""
         from snnbridge.cli import positive
-        from snnbridge.data import compare_event_statistics, emulate_dataset, load_nmnist
+        from snnbridge.data import emulate_dataset, load_nmnist, paired_event_statistics
 
         positive(samples, "--samples")
 
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         else:
             em = load_nmnist(emulated, True, limit=samples, seed=seed)
         typer.echo(f"{'statistic':22s} {'emulated':>10s} {'real':>10s} {'ratio':>6s}")
-        for k, v in compare_event_statistics(em, real_ds).items():
+        for k, v in paired_event_statistics(em, real_ds).items():
             typer.echo(f"{k:22s} {v['emulated']:10.3f} {v['real']:10.3f} {v['ratio']:6.2f}")
 
     data_app.command("compare", hidden=True, help="Deprecated name of 'data stats'.")(stats)

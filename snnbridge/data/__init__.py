@@ -9,6 +9,7 @@ from snnbridge.data.emulator import (
     emulate_dataset,
     emulate_events,
     event_statistics,
+    paired_event_statistics,
 )
 from snnbridge.data.errors import DataError, DatasetNotFoundError
 from snnbridge.data.events import EVENT_DTYPE, EventDataset, check_events, events_to_frames, make_events
@@ -27,5 +28,5 @@ __all__ = [
     "check_events", "cifar10_available", "compare_event_statistics", "dvs_cifar10_available", "emulate_dataset",
     "emulate_events", "event_statistics", "events_to_frames", "intensity_image", "load_cifar10", "load_digits",
     "load_digits_mnist_like", "load_dvs_cifar10", "load_mnist", "load_nmnist", "make_events", "mnist_available",
-    "nmnist_available", "read_nmnist_file", "write_nmnist_file", "write_nmnist_folder",
+    "nmnist_available", "paired_event_statistics", "read_nmnist_file", "write_nmnist_file", "write_nmnist_folder",
 ]

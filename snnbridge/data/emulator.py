@@ -9,7 +9,7 @@ with crossing times interpolated inside each simulation step, plus Poisson backg
 Output: tonic's event dtype (``x, y, t [µs], p``), sorted by ``t``.
 
 The defaults are calibrated on real MNIST digits against the real N-MNIST recordings; see
-:func:`event_statistics` / :func:`compare_event_statistics` and ``docs/reproduce.md``.
+:func:`event_statistics` / :func:`paired_event_statistics` and ``docs/reproduce.md``.
 """
 
 from __future__ import annotations
@@ -213,7 +213,17 @@ def event_statistics(ds: EventDataset, saccade_us: int = 105_000) -> dict[str, f
     }
 
 
-def compare_event_statistics(emulated: EventDataset, real: EventDataset) -> dict[str, dict[str, float]]:
-    """:func:`event_statistics` of both sets side by side: ``{stat: {"emulated", "real", "ratio"}}``."""
+def paired_event_statistics(emulated: EventDataset, real: EventDataset) -> dict[str, dict[str, float]]:
+    """:func:`event_statistics` of both sets side by side: ``{stat: {"emulated", "real", "ratio"}}``
+    (``snnbridge data stats``)."""
     a, b = event_statistics(emulated), event_statistics(real)
     return {k: {"emulated": a[k], "real": b[k], "ratio": (a[k] / b[k]) if b[k] else float("nan")} for k in a}
+
+
+def compare_event_statistics(emulated: EventDataset, real: EventDataset) -> dict[str, dict[str, float]]:
+    """Deprecated alias of :func:`paired_event_statistics` (removed in 0.3)."""
+    import warnings
+
+    warnings.warn("compare_event_statistics is deprecated; use paired_event_statistics", DeprecationWarning,
+                  stacklevel=2)
+    return paired_event_statistics(emulated, real)
