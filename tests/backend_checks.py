@@ -172,9 +172,10 @@ def check_zero_reset_restarts_at_v_reset(backend: str) -> None:
         assert torch.allclose(v[after], want, atol=1e-6), (v[after], want)
 
 
-def check_refused_by_name(backend: str) -> None:
-    """What a composed backend (Rockpool, Spyx) still cannot express is refused naming node and field: the
-    delayed reset timings (``reset_timing``; a reset ``none`` has no timing and runs)."""
+def check_refused_by_name(backend: str, refused: tuple[tuple[str, str], ...]) -> None:
+    """What a composed backend (Rockpool, Spyx) still cannot express is refused naming node and field:
+    ``refused`` lists the ``(reset_timing, reset)`` pairs (field ``reset_timing``); a reset ``none`` has no timing
+    and runs, equal to the reference."""
     from snnbridge.errors import UnsupportedNodeError
     from snnbridge.validation.node_suite import chain
 
@@ -185,11 +186,11 @@ def check_refused_by_name(backend: str) -> None:
                       v_reset=np.zeros(n), metadata=metadata)
         return chain([("fc", nir.Linear(weight=np.eye(n))), ("lif", lif)], (n,), (n,))
 
-    for timing in ("delayed", "immediate_rechecked"):
-        for reset in ("zero", "subtract"):
-            g = graph({"reset": reset, "reset_timing": timing})
-            with pytest.raises(UnsupportedNodeError, match=rf"node 'lif', field 'reset_timing'.*{backend}"):
-                get(backend).compile(g, dt=1e-3, reset=reset)
+    assert refused
+    for timing, reset in refused:
+        g = graph({"reset": reset, "reset_timing": timing})
+        with pytest.raises(UnsupportedNodeError, match=rf"node 'lif', field 'reset_timing'.*{backend}"):
+            get(backend).compile(g, dt=1e-3, reset=reset)
     g = graph({"reset": "none", "reset_timing": "delayed"})
     x = spikes((n,), 0.6, 3, 20)
     assert_same_recording(*run_both(backend, g, x, {"dt": 1e-3, "reset": "none"}, torch.float64), exact=True)

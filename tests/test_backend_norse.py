@@ -17,7 +17,6 @@ import torch
 from snnbridge.backends import get
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.graph import prepare
-from snnbridge.errors import UnsupportedNodeError
 from snnbridge.models import TABLE1
 from snnbridge.validation.node_suite import chain, node_cases
 
@@ -248,7 +247,10 @@ def test_timed_reset_runs_in_a_norse_snncell():
     assert torch.equal(v0, torch.as_tensor(np.linspace(-0.25, 0.5, 6)).expand(2, 6))
 
 
-def test_delay_is_refused_by_name():
+def test_delay_runs_as_the_reference():
+    """Delay (whole steps) is a shift in time, copied exactly (``tests/test_torch_graph_delay.py`` checks more)."""
     g = chain([("fc", nir.Linear(weight=np.eye(3))), ("d", nir.Delay(delay=np.full(3, 2e-3)))], (3,), (3,))
-    with pytest.raises(UnsupportedNodeError, match=r"node 'd'.*'norse'.*Delay"):
-        get(BACKEND).compile(g, dt=1e-3)
+    x = spikes((3,), 0.5, 1, 10, 2)
+    assert torch.equal(get(BACKEND).run(g, x, dt=1e-3).outputs["d"], ReferenceExecutor(g, dt=1e-3).run(x).outputs["d"])
+
+

@@ -47,7 +47,8 @@ def test_zero_reset_restarts_at_v_reset():
 
 
 def test_delayed_reset_timings_are_refused_by_name():
-    check_refused_by_name(BACKEND)
+    check_refused_by_name(BACKEND, (("delayed", "zero"), ("delayed", "subtract"), ("immediate_rechecked", "zero"),
+                                    ("immediate_rechecked", "subtract")))
 
 
 @pytest.mark.parametrize("key, neuron, reset", table1_params())

@@ -18,7 +18,7 @@ from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.graph import prepare
 from snnbridge.bridge.semantics import Semantics
-from snnbridge.errors import GraphError, UnsupportedNodeError
+from snnbridge.errors import GraphError
 from snnbridge.models import TABLE1
 from snnbridge.validation.node_suite import chain, node_cases
 
@@ -149,10 +149,11 @@ def test_recurrent_graph_runs_stepwise_batched():
     assert_same_recording(ref, get(BACKEND).run(c.graph, x, **c.semantics))
 
 
-def test_delay_is_refused_by_name():
+def test_delay_runs_as_the_reference():
+    """Delay (whole steps) is a shift in time, copied exactly (``tests/test_torch_graph_delay.py`` checks more)."""
     g = chain([("fc", nir.Linear(weight=np.eye(3))), ("d", nir.Delay(delay=np.full(3, 2e-3)))], (3,), (3,))
-    with pytest.raises(UnsupportedNodeError, match=r"node 'd'.*'snntorch'.*Delay"):
-        get(BACKEND).compile(g, dt=1e-3)
+    x = spikes((3,), 0.5, 1, 10, 2)
+    assert torch.equal(get(BACKEND).run(g, x, dt=1e-3).outputs["d"], ReferenceExecutor(g, dt=1e-3).run(x).outputs["d"])
 
 
 def test_negative_euler_decay_is_refused():

@@ -57,8 +57,42 @@ def test_zero_reset_restarts_at_v_reset():
     check_zero_reset_restarts_at_v_reset(BACKEND)
 
 
-def test_delayed_reset_timings_are_refused_by_name():
-    check_refused_by_name(BACKEND)
+def test_other_reset_timings_are_refused_by_name():
+    check_refused_by_name(BACKEND, (("delayed", "zero"), ("immediate_rechecked", "zero"),
+                                    ("immediate_rechecked", "subtract")))
+
+
+def _timed(kind: str, compare: str) -> nir.NIRGraph:
+    n = 5
+    meta = {"reset": "subtract", "reset_timing": "delayed", "threshold": compare, "v_init": np.linspace(0, 0.6, n)}
+    if kind == "LIF":
+        nrn = nir.LIF(tau=np.full(n, 4e-3), r=np.full(n, 2.0), v_leak=np.full(n, 0.05), v_threshold=np.full(n, 0.5),
+                      v_reset=np.zeros(n), metadata=meta)
+    elif kind == "IF":
+        nrn = nir.IF(r=np.full(n, 0.5), v_threshold=np.full(n, 0.5), v_reset=np.zeros(n), metadata=meta)
+    else:
+        nrn = nir.CubaLIF(tau_syn=np.full(n, 3e-3), tau_mem=np.full(n, 4e-3), r=np.full(n, 2.0), v_leak=np.zeros(n),
+                          v_threshold=np.full(n, 0.3), v_reset=np.zeros(n), w_in=np.full(n, 2.0), metadata=meta)
+    w = np.random.default_rng(1).uniform(0, 0.6, (n, 3))
+    return chain([("fc", nir.Linear(weight=w)), ("nrn", nrn)], (3,), (n,))
+
+
+@pytest.mark.parametrize("compare", ["strict", "inclusive"])
+@pytest.mark.parametrize("kind", ["LIF", "IF", "CubaLIF"])
+def test_delayed_subtract_runs_on_spyx_lif(kind, compare):
+    """snnTorch's ``reset_delay=True`` subtract timing is Spyx's own ``LIF`` step (``V = β·V + x - H(V - θ)·θ``)
+    followed by ``IF``'s compare for the step's spike: bit-identical, and not the immediate timing's spikes."""
+    import spyx
+
+    g = _timed(kind, compare)
+    x = spikes((3,), 0.5, 1, 40, 3)
+    for dtype in (torch.float64, torch.float32):
+        ref, got = run_both(BACKEND, g, x, {"dt": 1e-3, "reset": "subtract"}, dtype)
+        assert_same_recording(ref, got, exact=True)
+    g.nodes["nrn"].metadata["reset_timing"] = "immediate"
+    assert not torch.equal(ReferenceExecutor(g, dt=1e-3).run(x).outputs["nrn"], ref.outputs["nrn"])
+    g.nodes["nrn"].metadata["reset_timing"] = "delayed"
+    assert type(get(BACKEND).compile(g, dt=1e-3).adapters["nrn"].lif) is spyx.nn.LIF
 
 
 def _table1_params() -> list:

@@ -114,6 +114,40 @@ class ThresholdAdapter(NeuronAdapter):
         return y.reshape((T, B) + tuple(y.shape[1:])), None
 
 
+class DelayAdapter(NodeAdapter):
+    """NIR ``Delay`` of whole steps, exactly the reference's: ``out[t] = x[t - d]`` (``d = round(delay/dt)`` per
+    element, :func:`snnbridge.bridge.semantics.delay_steps`), zeros for ``t < d``.  Over time (feed-forward graphs) a
+    gather along ``T`` of ``x`` ``[T, B, *shape]`` behind ``max(d)`` zero frames; step by step (recurrent graphs) a
+    ring buffer of ``max(d) + 1`` frames ``[B, *shape]``.  Values are copied, never computed: bit-identical."""
+
+    stateful = True
+
+    def __init__(self, fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.device) -> None:
+        shape = tuple(fg.in_shapes[name])
+        d = torch.as_tensor(sem.delay_steps(fg.nodes[name], fg.semantics), device=device)
+        self.delay = (d.reshape(()) if d.numel() == 1 else d.reshape(shape)).expand(shape)
+        self.depth = int(self.delay.max()) + 1 if self.delay.numel() else 1
+        self.shape, self.dtype, self.device = shape, dtype, device
+
+    def init_state(self, batch: int) -> tuple[list[torch.Tensor], int]:
+        z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.device)
+        return [torch.zeros_like(z) for _ in range(self.depth)], 0
+
+    def step(self, x, state):
+        buf, ptr = state
+        buf[ptr] = x
+        idx = ((ptr - self.delay) % self.depth).unsqueeze(0).unsqueeze(0).expand((1,) + tuple(x.shape))
+        out = torch.gather(torch.stack(buf), 0, idx.to(torch.long))[0]
+        return out, (buf, (ptr + 1) % self.depth), None
+
+    def over_time(self, x, want_v):
+        T = x.shape[0]
+        pad = torch.cat([torch.zeros((self.depth - 1,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device), x])
+        t = torch.arange(T, device=x.device).reshape((T, 1) + (1,) * len(self.shape))
+        idx = (t + (self.depth - 1) - self.delay).expand(tuple(x.shape))  # [T, B, *shape]
+        return torch.gather(pad, 0, idx.to(torch.long)), None
+
+
 # --------------------------------------------------------------------------- stateless layers
 
 
@@ -222,6 +256,8 @@ class TorchGraphBackend(Backend):
                 adapters[name] = self.neuron_adapter(fg, name, dtype, device)
             elif kind == "Threshold":
                 adapters[name] = self.threshold_adapter(threshold_node(fg, name, dtype), dtype, device)
+            elif kind == "Delay":  # only where the backend lists it in supported_nodes (prepare refuses it otherwise)
+                adapters[name] = DelayAdapter(fg, name, dtype, device)
             else:
                 adapters[name] = LayerAdapter(torch_layer(fg, name, dtype, device))
         return GraphSimulation(self.name, fg, dtype, device, adapters)

@@ -27,7 +27,8 @@ Where Norse's defaults differ from the reference (measured with norse 1.1.0):
   ``reset_method`` for LIF (see :mod:`snnbridge.backends.upstream`);
 * Norse returns the post-reset state; the pre-reset membrane is captured from the value Norse passes to its
   ``reset_method`` (LIF) or is IAF's own first line ``v + x`` (IF);
-* ``Delay`` nodes are not supported.
+* ``Delay`` nodes (whole steps) shift their input in time exactly as the reference (Norse has no delay module:
+  :class:`~snnbridge.backends._torch_graph.DelayAdapter`, a gather along ``T`` or a ring buffer, values copied).
 
 Per-node step options (``FlatGraph.options``, see :mod:`snnbridge.bridge.semantics`):
 
@@ -53,7 +54,7 @@ from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
 
-SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES)
+SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES + ("Delay",))
 
 
 def rate_for(c: np.ndarray, dt: float, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -25,7 +25,8 @@ Where snnTorch's defaults differ from the reference (measured with snntorch 1.0.
   after a spike (bit-identical to the reference's ``decay·v_reset + (gain·x + bias)``).
 * ``beta`` is clamped to ``[0, 1]``: an Euler step with ``dt > tau`` (negative decay) is refused at compile time.
 * The membrane snnTorch returns is the post-reset one; the adapter records the pre-reset value ``fire`` sees.
-* ``Delay`` nodes are not supported (snnTorch has no delay module).
+* ``Delay`` nodes (whole steps) shift their input in time exactly as the reference (snnTorch has no delay module:
+  :class:`~snnbridge.backends._torch_graph.DelayAdapter`, a gather along ``T`` or a ring buffer, values copied).
 
 Per-node step options (``FlatGraph.options``, see :mod:`snnbridge.bridge.semantics`), realised with snnTorch's own
 mechanisms wherever they compute exactly the semantics (:func:`neuron_class`):
@@ -53,7 +54,7 @@ from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
 
-SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES)
+SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES + ("Delay",))
 
 
 @lru_cache(maxsize=1)

@@ -1,6 +1,6 @@
-"""The Spyx adapter: Spyx's own neuron modules (``spyx.nn.LI``, ``spyx.nn.IF``, its Heaviside activations) stepped by
-``jax.lax.scan`` in JAX, configured to follow :mod:`snnbridge.bridge.semantics` (bit-identical to the reference
-executor in float64 with ``jax_enable_x64``, and in float32).
+"""The Spyx adapter: Spyx's own neuron modules (``spyx.nn.LI``, ``spyx.nn.IF``, ``spyx.nn.LIF``, its Heaviside
+activations) stepped eagerly in JAX, configured to follow :mod:`snnbridge.bridge.semantics` (bit-identical to the
+reference executor in float64 with ``jax_enable_x64``, and in float32).
 
 Node mapping (constants from ``FlatGraph.coefficients``, never re-derived; tensors ``[T, B, ...]``):
 
@@ -20,6 +20,11 @@ Node mapping (constants from ``FlatGraph.coefficients``, never re-derived; tenso
 * stateless nodes (Affine, Linear, Scale, Conv, pooling, Flatten) → the shared torch layers of
   :mod:`snnbridge.backends._torch_graph` (bit-identical to the reference); a feed-forward graph hands each neuron
   node its whole input ``[T, B, ...]`` once.
+* reset timing ``delayed`` with reset ``subtract`` (snnTorch's ``reset_delay=True``) is Spyx's own ``spyx.nn.LIF``
+  step: ``r = H(V - θ)`` on the carried state, then ``V = β·V + x - r·θ`` (the reference's
+  ``(decay·v + (gain·x + bias)) - r·θ`` with ``x`` fed as ``gain·x + bias``), followed by ``spyx.nn.IF``'s compare
+  of the new ``V`` for the step's spike (``spyx.nn.LIF`` itself would emit ``r``, one step later);
+* ``Delay`` (whole steps): the shared :class:`~snnbridge.backends._torch_graph.DelayAdapter` (values copied).
 * The Spyx modules run eagerly, step by step (not under ``jax.jit`` / ``jax.lax.scan``): XLA's CPU compiler
   contracts ``beta·V + x`` into a fused multiply-add (one rounding instead of two; measured: membranes 1.8e-15
   apart from the reference in float64), whereas eager JAX dispatches each operation on its own.
@@ -30,10 +35,10 @@ one step after the reference's (it is the reference's ``delayed`` subtract timin
 ``CuBaLIF`` likewise fires on the carried pre-reset membrane.  Splitting the step into Spyx's ``LI`` (integrate)
 and ``IF`` (compare and subtract) realises the reference order with Spyx's own arithmetic.
 
-Limits, refused by name (``UnsupportedNodeError``): the reset timings ``delayed`` / ``immediate_rechecked`` (field
-``reset_timing``; a reset ``none`` has no timing and runs); a decay outside ``[0, 1]`` (Spyx clips ``beta`` to
-``[0, 1]``).  Inclusive thresholds use a Spyx activation (``spyx.axn.custom``) whose forward is ``x >= 0``.
-``Delay`` is not supported.
+Limits, refused by name (``UnsupportedNodeError``): the reset timings ``delayed`` with reset ``zero`` and
+``immediate_rechecked`` (field ``reset_timing``; a reset ``none`` has no timing and runs); a decay outside ``[0, 1]``
+(Spyx clips ``beta`` to ``[0, 1]``).  Inclusive thresholds use a Spyx activation (``spyx.axn.custom``) whose forward
+is ``x >= 0``.
 
 float64 needs JAX's 64-bit mode: compiling a float64 graph calls ``jax.config.update("jax_enable_x64", True)``
 (process-wide; float32 arrays stay float32).
@@ -53,7 +58,7 @@ from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.errors import UnsupportedNodeError
 
-SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES)
+SUPPORTED = frozenset(sem.STATELESS_TYPES + sem.NEURON_TYPES + ("Delay",))
 NAME = "spyx"
 
 
@@ -117,7 +122,7 @@ class SpyxNeuron(NeuronAdapter):
     """
 
     def __init__(self, fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.device) -> None:
-        spyx, jax, jnp, _ = _spyx()
+        spyx, jax, jnp, nnx = _spyx()
         if dtype == torch.float64:
             enable_x64()
         self.name, self.kind = name, fg.type_of(name)
@@ -128,9 +133,11 @@ class SpyxNeuron(NeuronAdapter):
         self.options = opts
         self.spiking = c64.threshold is not None
         self.reset = fg.node_reset[name] if self.spiking else "none"
-        if self.spiking and opts.reset_timing != "immediate" and self.reset != "none":
-            raise UnsupportedNodeError(f"backend '{NAME}' resets in the step that fired; reset timing "
-                                       f"'{opts.reset_timing}' cannot be expressed", node=name, field="reset_timing")
+        self.delayed = self.spiking and opts.reset_timing == "delayed" and self.reset == "subtract"
+        if self.spiking and opts.reset_timing != "immediate" and self.reset != "none" and not self.delayed:
+            raise UnsupportedNodeError(f"backend '{NAME}': reset timing '{opts.reset_timing}' with reset "
+                                       f"'{self.reset}' cannot be expressed (Spyx's LIF realises the delayed "
+                                       f"subtract reset only)", node=name, field="reset_timing")
         tau_field = {"LIF": "tau", "LI": "tau", "CubaLIF": "tau_mem", "CubaLI": "tau_mem"}.get(self.kind, "r")
         for decay, field in ((c64.decay, tau_field), (c64.syn_decay, "tau_syn")):
             if decay is not None and not bool(np.all((np.asarray(decay) >= 0) & (np.asarray(decay) <= 1))):
@@ -147,6 +154,11 @@ class SpyxNeuron(NeuronAdapter):
         if self.spiking:
             act = inclusive_activation() if c64.inclusive else None
             self.fire = spyx.nn.IF(self.shape, threshold=_flat(c64.threshold, self.shape, dtype), activation=act)
+        self.lif = None
+        if self.delayed:  # Spyx's own LIF: r = H(V - θ) on the carried state, then V = β·V + x - r·θ
+            self.lif = spyx.nn.LIF(self.shape, beta=None, threshold=_flat(c64.threshold, self.shape, dtype),
+                                   activation=act, rngs=nnx.Rngs(0))
+            self.lif.beta.value = _flat(c64.decay, self.shape, dtype)
         self._step = self._step_impl  # eager: XLA would fuse beta·V + x into an FMA (one rounding instead of two)
 
     # ------------------------------------------------------------------ one step, as pure JAX on Spyx modules
@@ -157,6 +169,10 @@ class SpyxNeuron(NeuronAdapter):
         if self.syn is not None:
             i, _ = self.syn(self.syn_gain * x + 0.0, i)
             drive = i
+        if self.lif is not None:  # delayed subtract: Spyx's LIF integrates and resets, IF decides this step's spike
+            _, u = self.lif(self.gain * drive + self.bias, v)
+            s, _ = self.fire(jnp.zeros_like(u), u)
+            return s, u, i, u
         u, _ = self.mem(self.gain * drive + self.bias, v)
         if self.fire is None:
             return u, u, i, u
