@@ -1,4 +1,5 @@
-"""Figures for notebooks and reports: rasters, membranes, agreement, divergence, costs, accuracy vs. cost.
+"""Figures for notebooks and reports: rasters, membranes, per-node match scores, divergence, costs, accuracy vs.
+cost.
 
 Every function returns a :class:`matplotlib.figure.Figure`, or draws into the ``ax`` you pass and returns
 its figure.  Figures are made with ``matplotlib.figure.Figure`` directly, never through ``pyplot``: nothing
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from snnbridge.validation.conformance import ConformanceResult
     from snnbridge.validation.costs import Costs
 
-__all__ = ["Figure", "raster", "membrane", "agreement", "divergence", "costs", "accuracy_vs_cost", "png_bytes"]
+__all__ = ["Figure", "raster", "membrane", "match_scores", "divergence", "costs", "accuracy_vs_cost", "png_bytes",
+           "agreement"]
 
 PALETTE = ["#1f2937", "#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#dc2626",
            "#a16207"]
@@ -320,8 +322,9 @@ def membrane(rec: Recording | ConformanceResult | Any, node: str, neurons: Itera
 # --------------------------------------------------------------------------- conformance
 
 
-def agreement(result: ConformanceResult, ax: Axes | None = None) -> _MplFigure:
-    """Per-node agreement of every backend with the reference as a heat map (nodes in evaluation order × backends).
+def match_scores(result: ConformanceResult, ax: Axes | None = None) -> _MplFigure:
+    """Every backend's per-node match score (:attr:`~snnbridge.validation.results.NodeResult.match_score`) as a
+    heat map, nodes in evaluation order × backends: the report's "per-node agreement".
 
     Cells: spike-event F1 (spike nodes) or the fraction of values within tolerance (analog nodes), 0-1;
     hatched: not recorded by that backend.  Red text marks the node where a backend's divergence starts.
@@ -351,6 +354,15 @@ def agreement(result: ConformanceResult, ax: Axes | None = None) -> _MplFigure:
     ax.set_title(f"agreement with the reference ({'PASS' if result.passed else 'FAIL'})")
     ax.figure.colorbar(im, ax=ax, fraction=0.05, pad=0.02, label="F1 / fraction within tol.")
     return fig
+
+
+def agreement(result: ConformanceResult, ax: Axes | None = None) -> _MplFigure:
+    """Deprecated alias of :func:`match_scores` (removed in 0.3)."""
+    import warnings
+
+    warnings.warn("snnbridge.plot.agreement is deprecated; use snnbridge.plot.match_scores", DeprecationWarning,
+                  stacklevel=2)
+    return match_scores(result, ax)
 
 
 def divergence(result: ConformanceResult, backend: str, node: str | None = None, sample: int | None = None

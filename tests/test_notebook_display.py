@@ -122,7 +122,7 @@ def test_plot_functions_return_figures_with_content(result):
         "raster_against": plot.raster(other, "lif1", sample=0, against=rec),
         "membrane": plot.membrane(result, "lif1", neurons=[0, 1]),
         "membrane_rec": plot.membrane(rec, "lif1", neurons=3, threshold=0.5),
-        "agreement": plot.agreement(result),
+        "match_scores": plot.match_scores(result),
         "divergence": plot.divergence(result, "reference@reset=subtract"),
         "costs": plot.costs({"A": static_costs("Input-32-10", 64, "ann"), "B": static_costs("Input-64-10", 64)}),
         "costs_result": plot.costs(result),
@@ -139,7 +139,7 @@ def test_plot_functions_return_figures_with_content(result):
     assert "differ" in ax.get_title() and sum(len(c.get_offsets()) for c in ax.collections[1:]) > 0
     # drawing into a given Axes returns its figure and draws there
     fig, axes = plot.new_figure(1, 2)
-    assert plot.raster(rec, "lif1", ax=axes[0, 0]) is fig and plot.agreement(result, ax=axes[0, 1]) is fig
+    assert plot.raster(rec, "lif1", ax=axes[0, 0]) is fig and plot.match_scores(result, ax=axes[0, 1]) is fig
     assert len(axes[0, 0].collections) > 0 and len(axes[0, 1].images) == 1
     with pytest.raises(IndexError):
         plot.membrane(rec, "lif1", neurons=[999])
@@ -180,7 +180,7 @@ BACKEND_SCRIPT = textwrap.dedent("""
     with tempfile.TemporaryDirectory() as d:
         write_report(res, d + "/rep")
     assert matplotlib.get_backend() == before, ("report", matplotlib.get_backend())
-    for f in (plot.raster(res, "lif1"), plot.membrane(res, "lif1", [0]), plot.agreement(res),
+    for f in (plot.raster(res, "lif1"), plot.membrane(res, "lif1", [0]), plot.match_scores(res),
               plot.divergence(res, "reference@reset=subtract"), plot.costs(res), plot.accuracy_vs_cost(res)):
         f._repr_png_()
     figures.fig8_mae({"w": {"bernoulli": [{"T": 1, "mae_mean": 0.2, "mae_std": 0.1}]}})

@@ -107,3 +107,16 @@ def test_compare_event_statistics_is_paired_event_statistics():
         old = compare_event_statistics(ds, ds)
     new = paired_event_statistics(ds, ds)
     assert old.keys() == new.keys() and all(old[k]["emulated"] == new[k]["emulated"] == new[k]["real"] for k in new)
+
+
+def test_plot_agreement_is_match_scores():
+    from snnbridge import plot
+    from snnbridge.models import Network
+    from snnbridge.models.export import to_nir
+    from snnbridge.validation import conform
+
+    x = (torch.rand(5, 2, 1, 4, 4, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    result = conform(to_nir(Network(structure="Input-8-4", input_shape=(1, 4, 4))), x, ["reference"])
+    with pytest.warns(DeprecationWarning, match="match_scores"):
+        fig = plot.agreement(result)
+    assert len(fig.axes) == len(plot.match_scores(result).axes) == 2  # the heat map and its colour bar
