@@ -175,6 +175,7 @@ def target1(args) -> dict:
     """Cold start with an empty cache, then warm (fresh process, and a new graph in a running process)."""
     res = {}
     for wl in args.workloads:
+        load0 = os.getloadavg()[0]
         cache = Path(tempfile.mkdtemp(prefix="snnbridge-bench-cache-"))
         env = dict(os.environ, SNNBRIDGE_CACHE=str(cache))
         common = ["--workload", wl, "--samples", str(args.samples), "--steps", str(args.steps)]
@@ -193,6 +194,7 @@ def target1(args) -> dict:
         r["pass_cold"] = bool(cold.get("ok") and r["cold_s"] <= COLD_TARGET_S)
         r["pass_warm"] = bool(warm.get("ok") and r["warm_new_graph_s"] is not None
                               and r["warm_new_graph_s"] <= WARM_TARGET_S)
+        r["load"] = [load0, os.getloadavg()[0]]
         res[wl] = r
         print(f"[1] {wl}: cold (empty cache, auto -> {cold.get('target_used')}) {_s(r['cold_s'])} / "
               f"<= {COLD_TARGET_S:.0f} s / {verdict(r['pass_cold'])}   "
@@ -218,6 +220,7 @@ def target2(args) -> dict:
     torch.set_num_threads(1)
     res = {}
     for wl in args.workloads:
+        load0 = os.getloadavg()[0]
         w = _workload(wl, args.samples, args.steps, args.seed)
         x = w.inputs
         ref = ReferenceExecutor(w.graph, dtype=torch.float32).run(x, record=[w.output], membranes=False)[w.output]
@@ -248,7 +251,7 @@ def target2(args) -> dict:
             rows[t]["layout"] = repr(sim.last_layout)
         best = min(args.pure_targets, key=lambda t: rows[t]["ratio"])
         ok = rows[best]["ratio"] <= PURE_RATIO and rows[best]["mismatch"] == 0
-        res[wl] = {"rows": rows, "best": best, "pass": ok}
+        res[wl] = {"rows": rows, "best": best, "pass": ok, "load": [load0, os.getloadavg()[0]]}
         print(f"[2] {wl}: snnTorch {base:.3f} s; " + "; ".join(
             f"{t} {rows[t]['run_s']:.3f} s = {rows[t]['ratio']:.2f}x (mismatch {rows[t]['mismatch']})"
             for t in args.pure_targets))
@@ -268,6 +271,7 @@ def target3(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="snnbridge-bench-full-"))
     try:
         for key in args.structures:
+            load0 = os.getloadavg()[0]
             common = ["--structure", key, "--samples", str(args.full_samples), "--steps", str(args.full_steps),
                       "--budget", args.budget, "--reset", args.reset]
             ref_file = tmp / f"{key}-reference.pt"
@@ -281,12 +285,15 @@ def target3(args) -> dict:
                     r["ratio"] = r["run_s"] / ref["run_s"] if ref["run_s"] > 0 else None
                 rows[name] = r
                 _print_full(key, name, r)
+            rows["load"] = [load0, os.getloadavg()[0]]
             res[key] = rows
             print(f"[3] {key}: reference {_s(ref.get('run_s'))}, peak {_gb(ref.get('peak_bytes'))}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for rows in res.values():
         for r in rows.values():
+            if not isinstance(r, dict):
+                continue
             r["pass"] = bool(r.get("ok") and r.get("mismatch", 0) == 0 and r.get("peak_bytes", 0) <= MEMORY_TARGET)
     return res
 
@@ -371,7 +378,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average after: {result['load_after']:.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(args.json.read_text()) if args.json.exists() else {}
-    old.update({k: v for k, v in result.items()})  # a partial run (--targets 2) keeps the other targets' numbers
+    for k, v in result.items():  # a partial run (--targets 2, --structures x) keeps the other targets' numbers
+        if not (k.startswith("target") and isinstance(old.get(k), dict)):
+            old[k] = v
+            continue
+        for part, rows in v.items():  # target 3: one structure's rows, by backend, replace only those backends
+            if k == "target3" and isinstance(old[k].get(part), dict):
+                old[k][part].update(rows)
+            else:
+                old[k][part] = rows
     args.json.write_text(json.dumps(old, indent=1, default=str))
     return 0
 

@@ -51,6 +51,7 @@ import hashlib
 import math
 import os
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -64,6 +65,7 @@ from snnbridge.backends.brian2.build import (
     COMPILE_ARGS,
     Built,
     Layout,
+    assign_parameters,
     brian2_prefs,
     build,
     from_columns,
@@ -81,21 +83,34 @@ from snnbridge.errors import UnsupportedNodeError
 
 TARGETS = ("auto", "numpy", "cython", "cpp_standalone")
 BUILD_VERSION = standalone.BUILD_VERSION
-DEFAULT_MAX_SYNAPSES = {"numpy": 10_000_000, "cython": 10_000_000, "cpp_standalone": 2_000_000}
+DEFAULT_MAX_SYNAPSES = {"numpy": 10_000_000, "cython": 10_000_000, "cpp_standalone": 500_000}
 """Synapses (all parallel copies together) above which a batch is split into rounds, per target.
 
 Runtime targets pay Python overhead per code object per step, so they want many copies per round; the
-standalone binary has almost no per-step overhead but rebuilds its synapses at every start (and fewer
-copies keep its working set in cache), so it wants few.  ``auto`` uses the runtime value."""
+standalone binary has almost no per-step overhead but rebuilds its synapses at every start, and the synaptic
+arrays one event loop walks should stay in the core's cache, so it wants few: one copy of the MNIST MLP
+(406 k synapses) per round took 0.55 s of CPU against 0.82 s for 4 copies (``docs/benchmarks.md``).  ``auto``
+uses the runtime value."""
 
-BYTES_PER_SYNAPSE = 80
-"""Peak bytes per synapse while a runtime network is built and run (the plan's ``pre``/``post``/``w``, the
-index arrays handed to ``Synapses.connect``, Brian2's own synapse arrays and spike queue): the full-size
-CIFAR10 CNN (54.2 M synapses, numpy target) measured 62 B, the DVS-CIFAR10 CNN (33.9 M) 80 B
-(``benchmarks/bench_brian2.py``, ``results/bench-brian2.json``: ``bytes_per_synapse``)."""
+BYTES_PER_SYNAPSE = 48
+"""Peak bytes per synapse while a runtime network is built and run, measured (``benchmarks/bench_brian2.py``,
+``results/bench-brian2.json``: ``bytes_per_synapse``; numpy target, float64, one sample): 41.9 B on the full-size
+N-MNIST CNN (123.5 M synapses), 43.6 B on CIFAR10 (54.2 M), 44.5 B on DVS-CIFAR10 (33.9 M).  Of these, the plan's
+``pre``/``post``/``w`` (int32, int32, float64: 16 B, kept for other layouts), Brian2's ``_synaptic_pre``,
+``_synaptic_post`` and ``w`` (16 B; 12 B in float32), the spike queue's per-source lists (~7.5 B: 4 B per synapse
+in vectors grown by doubling) and the transients of chunked creation (~3.5 B); the stored initial state leaves the
+synaptic arrays out (``patches.store_without``)."""
+
+CONSTANT_SYNAPTIC = {"_synaptic_pre", "_synaptic_post", "w", "N_incoming", "N_outgoing"}
+"""Variables of a simulation's ``Synapses`` that no run changes: left out of the stored initial state."""
 
 BYTES_PER_NEURON = 96
 """Peak bytes per neuron (all copies) of a runtime network: state, constants, spike space, input columns."""
+
+
+_SHARED: "weakref.WeakValueDictionary[tuple, Built]" = weakref.WeakValueDictionary()
+"""Runtime networks by (code key, connectivity digest): a new graph of the same structure and connectivity (other
+weights or constants) runs on a live network instead of building its own; alive while a simulation holds it."""
 
 
 def default_target() -> str:
@@ -270,8 +285,12 @@ class Brian2Simulation(Simulation):
     @property
     def network(self):
         """The ``brian2.Network`` of the last run on a runtime target (``None`` before); objects you add to it
-        are kept across runs.  For a network of your own with documented names, use ``to_native``."""
-        return None if self._built is None else self._built[1].net
+        are kept across runs (a network handed out here is no longer shared with other simulations of the same
+        structure).  For a network of your own with documented names, use ``to_native``."""
+        if self._built is None:
+            return None
+        self._built[1].exclusive = True
+        return self._built[1].net
 
     def layout(self, T: int, B: int) -> Layout:
         """How a batch of ``B`` samples of ``T`` steps is laid out (parallel copies x rounds), within
@@ -495,12 +514,21 @@ class Brian2Simulation(Simulation):
         with brian2_prefs(target, self.dtype, self.cache_dir / "cython"), _runtime_device():
             if self._built is None or self._built[0] != key:
                 self._built = None
-                built = build(self.plan, layout, dt, req.input_spiking, req.spike_nodes, req.v_nodes)
-                built.net.store("init")
-                built.stored = {o.name for o in built.net.objects}
+                shared_key = (key, connectivity_digest(self.plan))
+                built = _SHARED.get(shared_key)
+                if built is None or built.exclusive or not built.frozen:
+                    built = build(self.plan, layout, dt, req.input_spiking, req.spike_nodes, req.v_nodes)
+                    patches.store_without(built.net, "init", {syn: CONSTANT_SYNAPTIC
+                                                              for syn in built.synapses.values()})
+                    built.stored = {o.name for o in built.net.objects}
+                    built.owner = built.current = weakref.ref(self)
+                    _SHARED[shared_key] = built
                 self._built = (key, built)
             built = self._built[1]
             _restore(built, "init")
+            if built.owner() is not self or built.current() is not self:  # shared with a graph of this structure
+                assign_parameters(built, self.plan)
+                built.current = weakref.ref(self)
             for name, vals in columns.items():
                 to_columns(vals, layout, out=built.timed[name].values)
             with patches.skip_gc_collect():
@@ -545,6 +573,22 @@ class Brian2Simulation(Simulation):
                   for n, (i, t) in events.items()}
         vs = {n: self._v_tensor(v, req.layout, req.B, n) for n, v in raw_v.items()}
         return spikes, vs
+
+
+def connectivity_digest(plan: Plan) -> str:
+    """SHA-256 of the connections of ``plan`` (each projection's source, target, lag and pre/post indices; not the
+    weights), cached on the plan: plans with equal code keys and digests can share one runtime network."""
+    cached = getattr(plan, "_snnbridge_connectivity", None)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+    for p in plan.projections:
+        h.update(repr((p.src, p.dst, p.lag, p.size, str(p.pre.dtype), str(p.post.dtype))).encode())
+        h.update(np.ascontiguousarray(p.pre).data)
+        h.update(np.ascontiguousarray(p.post).data)
+    digest = h.hexdigest()
+    plan._snnbridge_connectivity = digest  # type: ignore[attr-defined]
+    return digest
 
 
 def _restore(built: Built, name: str) -> None:

@@ -73,6 +73,17 @@ class Built:
     """analog Input node -> name of the TimedArray holding its values."""
     stored: set[str] = field(default_factory=set)
     """Names of the network's objects when its initial state was stored (objects added later are not restored)."""
+    n_copies: int = 1
+    """Parallel copies of every group (``layout.copies``)."""
+    owner: object = None
+    """``weakref`` to the simulation whose weights and constants are in the network's stored initial state
+    (networks of the same structure and connectivity are shared between simulations: another one writes its own
+    values with :func:`assign_parameters` after each restore)."""
+    current: object = None
+    """``weakref`` to the simulation whose weights and constants the live arrays hold (the weights are not part of
+    the stored state, so a restore does not bring the owner's back)."""
+    exclusive: bool = False
+    """Handed to a user (``Brian2Simulation.network``): never shared with another simulation."""
 
 
 class Names:
@@ -193,7 +204,7 @@ class _Builder:
         self.round_clock = (b2.Clock(dt=layout.steps * self.clock_dt, name="snnbridge_round_clock")
                             if layout.rounds > 1 else None)
         self.n_cp = layout.copies
-        self.built = Built(net=None, duration_steps=layout.total_steps)
+        self.built = Built(net=None, duration_steps=layout.total_steps, n_copies=layout.copies)
         self.objects: list = []
         self.gates: dict[int, object] = {}
         self.order = 0
@@ -253,14 +264,8 @@ class _Builder:
         m = self.group_model(g, analog_in, event_in)
         grp = self.b2.NeuronGroup(g.size * n_cp, "\n".join(m.model), threshold=m.threshold, reset=m.reset,
                                   namespace=m.namespace, name=self.names.group(g), clock=self.clock)
-        for k, v in m.values.items():
+        for k, v in {**m.values, **initial_values(g, m.use_i_in)}.items():
             setattr(grp, k, np.tile(np.asarray(v, dtype=np.float64), n_cp))
-        if m.use_i_in:
-            grp.I_in = np.tile(g.b0, n_cp)
-        if g.v_init is not None:
-            grp.v = np.tile(g.v_init, n_cp)
-        if g.i_init is not None:
-            grp.isyn = np.tile(g.i_init, n_cp)
         self.built.groups[g.node] = grp
         self.objects.append(grp)
         if self.layout.rounds > 1:
@@ -272,7 +277,6 @@ class _Builder:
 
     def group_model(self, g: GroupSpec, analog_in: list[Projection], event_in: list[Projection]) -> _Model:
         """Equations, per-neuron constants (arrays, never literals), update code, threshold and reset of ``g``."""
-        shape = tuple(self.plan.graph.in_shapes[g.node])
         namespace: dict[str, object] = {}
         model = ["v : 1"]
         terms = []
@@ -289,50 +293,32 @@ class _Builder:
             terms.append(f"I_a{m}")
         drive = terms[0] if len(terms) == 1 else "(" + " + ".join(terms) + ")"
         code = [f"Ix = ie{g.index}(t, i)"] if g.folded else []
-        values: dict[str, np.ndarray] = {}
+        values = constant_values(self.plan, g, use_i_in)
         threshold = reset = None
         if g.kind == "Threshold":
             code.append(f"v = {drive}")
-            model.append("thr : 1 (constant)")
-            values["thr"] = g.threshold
             threshold = f"v {_cmp(g)} thr"
         else:
             c = g.coeff
-            for k in ("decay", "gain", "bias"):
-                model.append(f"{k} : 1 (constant)")
-                values[k] = _per_neuron(getattr(c, k), shape)
             if g.cuba:
-                model += ["isyn : 1", "syn_decay : 1 (constant)", "syn_gain : 1 (constant)"]
-                values["syn_decay"] = _per_neuron(c.syn_decay, shape)
-                values["syn_gain"] = _per_neuron(c.syn_gain, shape)
                 code.append(f"isyn = syn_decay*isyn + syn_gain*{drive}")
                 drive = "isyn"
             code += neuron_update(g, drive)
             if c.spiking:
-                model.append("thr : 1 (constant)")
-                values["thr"] = _per_neuron(c.threshold, shape)
                 threshold = f"v {_cmp(g)} thr"
-                if g.timing != "immediate":
-                    model.append("r : 1")  # the reset flag H(v[t-1] - thr) of a delayed/rechecked reset
-                elif g.reset == "zero":
-                    model.append("vr : 1 (constant)")
-                    values["vr"] = _per_neuron(c.v_reset, shape)
+                if g.timing == "immediate" and g.reset == "zero":
                     reset = "v = vr"
-                elif g.reset == "subtract":
+                elif g.timing == "immediate" and g.reset == "subtract":
                     reset = "v = v - thr"
-            if g.v_init is not None:
-                model.append("v0 : 1 (constant)")
-                values["v0"] = g.v_init
-            if g.i_init is not None:
-                model.append("i0 : 1 (constant)")
-                values["i0"] = g.i_init
+        for k in values:  # declaration order as before (the generated code, and so the compiled cache, depend on it)
+            if k == "syn_decay":
+                model.append("isyn : 1")
+            model.append(f"{k} : 1 (constant)")
+            if k == "thr" and g.kind != "Threshold" and g.timing != "immediate":
+                model.append("r : 1")  # the reset flag H(v[t-1] - thr) of a delayed/rechecked reset
         if use_i_in:
-            model.append("b0 : 1 (constant)")
-            values["b0"] = g.b0
             refill = "I_in = b0"
-            for lag, b in g.lag_bias.items():
-                model.append(f"bl{lag} : 1 (constant)")
-                values[f"bl{lag}"] = b
+            for lag in g.lag_bias:
                 namespace[f"gate{lag}"] = self.gate(lag)
                 refill += f" + bl{lag}*gate{lag}(t + dt)"
             code.append(refill)
@@ -408,6 +394,67 @@ class _Builder:
             syn.post.order = self.built.slots[dst]
         self.built.net = self.b2.Network(*self.objects, name="snnbridge_net")
         return self.built
+
+
+def constant_values(plan: Plan, g: GroupSpec, use_i_in: bool) -> dict[str, np.ndarray]:
+    """Per-neuron constants of target group ``g`` (one sample), by Brian2 variable name, in declaration order.
+
+    Only values, never structure: two graphs whose plans have the same structure declare the same names.
+    """
+    shape = tuple(plan.graph.in_shapes[g.node])
+    values: dict[str, np.ndarray] = {}
+    if g.kind == "Threshold":
+        values["thr"] = g.threshold
+    else:
+        c = g.coeff
+        for k in ("decay", "gain", "bias"):
+            values[k] = _per_neuron(getattr(c, k), shape)
+        if g.cuba:
+            values["syn_decay"] = _per_neuron(c.syn_decay, shape)
+            values["syn_gain"] = _per_neuron(c.syn_gain, shape)
+        if c.spiking:
+            values["thr"] = _per_neuron(c.threshold, shape)
+            if g.timing == "immediate" and g.reset == "zero":
+                values["vr"] = _per_neuron(c.v_reset, shape)
+        if g.v_init is not None:
+            values["v0"] = g.v_init
+        if g.i_init is not None:
+            values["i0"] = g.i_init
+    if use_i_in:
+        values["b0"] = g.b0
+        for lag, b in g.lag_bias.items():
+            values[f"bl{lag}"] = b
+    return values
+
+
+def initial_values(g: GroupSpec, use_i_in: bool) -> dict[str, np.ndarray]:
+    """The initial state of target group ``g`` (one sample): ``I_in`` (the constant drive), ``v``, ``isyn``."""
+    out: dict[str, np.ndarray] = {}
+    if use_i_in:
+        out["I_in"] = g.b0
+    if g.v_init is not None:
+        out["v"] = g.v_init
+    if g.i_init is not None:
+        out["isyn"] = g.i_init
+    return out
+
+
+def assign_parameters(built: Built, plan: Plan) -> None:
+    """Write the weights, constants and initial state of ``plan`` into the runtime network ``built`` of a plan
+    with the same structure and connectivity (the network's stored initial state is *not* updated here).
+
+    Every value goes straight into Brian2's arrays (cast to their float type as Brian2 would), copy by copy.
+    """
+    n_cp = built.n_copies
+    for g in plan.sinks:
+        grp = built.groups[g.node]
+        use_i_in = "I_in" in grp.variables
+        for k, v in {**constant_values(plan, g, use_i_in), **initial_values(g, use_i_in)}.items():
+            arr = grp.variables[k].get_value()
+            arr.reshape(n_cp, g.size)[:] = np.asarray(v, dtype=np.float64)
+    for p in plan.projections:
+        arr = built.synapses[(p.src, p.dst, p.lag)].variables["w"].get_value()
+        arr.reshape(n_cp, p.size)[:] = p.w
 
 
 def neuron_update(g: GroupSpec, drive: str) -> list[str]:
@@ -486,13 +533,41 @@ def _synapses(b2, plan: Plan, p: Projection, groups: dict, n_cp: int, clock, del
         namespace.update(extra.get("namespace") or {})
         syn = b2.Synapses(groups[p.src], groups[p.dst], model, on_pre=on_pre, on_post=extra.get("on_post"),
                           delay=delay * clock.dt, name=name, clock=clock, namespace=namespace)
-    itype = np.int32 if n_cp * max(src.size, dst.size) < 2 ** 31 else np.int64  # Brian2 stores int32 indices
-    offs_src = (np.arange(n_cp, dtype=itype) * src.size)[:, None]
-    offs_dst = (np.arange(n_cp, dtype=itype) * dst.size)[:, None]
-    syn.connect(i=(p.pre.astype(itype, copy=False)[None, :] + offs_src).ravel(),
-                j=(p.post.astype(itype, copy=False)[None, :] + offs_dst).ravel())
-    syn.w = p.w if n_cp == 1 else np.tile(p.w, n_cp)
+    _connect(syn, p, n_cp, src.size, dst.size)
+    if _runtime():  # straight into Brian2's array, copy by copy (no tiled temporary)
+        syn.variables["w"].get_value().reshape(n_cp, p.size)[:] = p.w
+    else:
+        syn.w = p.w if n_cp == 1 else np.tile(p.w, n_cp)
     return syn
+
+
+CONNECT_CHUNK = 1 << 22
+"""Most synapses per ``Synapses.connect`` call.  Brian2 holds several copies of the index arrays it is given while
+it creates synapses (an int32 cast, a repeat, its own arrays: ~24 bytes per synapse besides the ones it keeps), so
+larger projections are connected chunk by chunk, which bounds those temporaries (``docs/benchmarks.md``)."""
+
+
+def _connect(syn, p: Projection, n_cp: int, src_size: int, dst_size: int) -> None:
+    """``syn.connect`` for projection ``p`` tiled over ``n_cp`` copies (neuron ``c*size + n``), in sample order."""
+    itype = np.int32 if n_cp * max(src_size, dst_size) < 2 ** 31 else np.int64  # Brian2 stores int32 indices
+    if n_cp * p.size <= CONNECT_CHUNK:  # one call (what small networks and their generated code always had)
+        offs_src = (np.arange(n_cp, dtype=itype) * src_size)[:, None]
+        offs_dst = (np.arange(n_cp, dtype=itype) * dst_size)[:, None]
+        syn.connect(i=(p.pre.astype(itype, copy=False)[None, :] + offs_src).ravel(),
+                    j=(p.post.astype(itype, copy=False)[None, :] + offs_dst).ravel())
+        return
+    for c in range(n_cp):
+        for a in range(0, p.size, CONNECT_CHUNK):
+            b = min(p.size, a + CONNECT_CHUNK)
+            syn.connect(i=p.pre[a:b].astype(itype) + itype(c * src_size),
+                        j=p.post[a:b].astype(itype) + itype(c * dst_size))
+
+
+def _runtime() -> bool:
+    """Whether Brian2's active device is the runtime device (numpy/cython: arrays live in this process)."""
+    from brian2.devices.device import RuntimeDevice, get_device
+
+    return isinstance(get_device(), RuntimeDevice)
 
 
 # --------------------------------------------------------------------------- layout conversions

@@ -8,8 +8,12 @@ The Brian2 backend is faster with a few changes to Brian2's behaviour that no pu
   ms with torch loaded;
 * :func:`write_only` — the ``cpp_standalone`` binary writes only the monitors' arrays at exit (a rewrite of
   ``_write_arrays()`` in the generated ``objects.cpp``);
+* :func:`skip_static_load` — the ``cpp_standalone`` binary does not read the build-time values of the TimedArrays
+  every run sets as run arguments (a rewrite of ``_load_arrays()`` in ``objects.cpp``);
 * :func:`spike_space` — the ``_spikespace`` array of a group, which a native network carries from one run to
-  the next (Brian2 clears it at the end of a run, which would cut recurrent edges at run boundaries).
+  the next (Brian2 clears it at the end of a run, which would cut recurrent edges at run boundaries);
+* :func:`store_without` — ``Network.store`` without the arrays no run changes (synaptic indices, constant weights:
+  ``Group._full_state`` replaced for the call), half the memory of a stored network and no copy per ``restore``.
 
 Each was checked against the Brian2 versions in :data:`CHECKED`.  On another version the speed-ups fall back
 to Brian2's public behaviour (slower, same results) and :func:`spike_space`, which results depend on, raises
@@ -112,6 +116,42 @@ def skip_gc_collect() -> Iterator[None]:
         network.gc = real
 
 
+def store_without(net, name: str, skip: dict[object, set[str]]) -> bool:
+    """``net.store(name)`` leaving out the variables ``skip[obj]`` of each object ``obj`` (``False``: patches are off,
+    everything was stored).
+
+    For arrays no run changes — a simulation network's synaptic indices and constant weights — the stored copy is
+    pure cost: as many bytes again per synapse, and a copy back at every ``restore``.  ``Network.restore`` sets only
+    the variables a state holds, so the left-out ones keep their values.  Replaces ``Group._full_state`` of those
+    objects (an ``ArrayVariable`` owned by the object, copied with its size, as Brian2 2.9 does) during the call.
+    """
+    if not enabled():
+        net.store(name)
+        return False
+    from brian2.core.variables import ArrayVariable
+    from brian2.groups.group import Group
+
+    def lean(obj, names: set[str]):
+        def _full_state():
+            state = {}
+            for var in obj.variables.values():
+                if (isinstance(var, ArrayVariable) and var.owner is not None and var.owner.name == obj.name
+                        and var.name not in names):
+                    state[var.name] = (var.get_value().copy(), var.size)
+            return state
+        return _full_state
+
+    patched = [obj for obj in skip if type(obj)._full_state is Group._full_state]  # e.g. Synapses (not pathways)
+    for obj in patched:
+        obj._full_state = lean(obj, skip[obj])
+    try:
+        net.store(name)
+    finally:
+        for obj in patched:
+            del obj._full_state
+    return True
+
+
 _RESULT_FILE = re.compile(r'results_dir \+ "([^"]+)"')
 
 
@@ -135,6 +175,31 @@ def write_only(objects_cpp: Path, keep: list[str]) -> bool:
         return m.group(0) if m.group(1) in keep_set else 'std::string("/dev/null")'
 
     objects_cpp.write_text(src[:start] + _RESULT_FILE.sub(sub, src[start:end]) + src[end:])
+    return True
+
+
+def skip_static_load(objects_cpp: Path, names: list[str]) -> bool:
+    """Make a standalone binary skip reading the static files of the arrays ``names`` at start-up (TimedArray values
+    that every run passes as run arguments: Brian2 reads the build-time zeros first, as large as the inputs).
+
+    Comments out ``f<name>.read(...)`` in ``_load_arrays()`` of the generated ``objects.cpp`` (the array is still
+    allocated; the run argument fills it).  Returns ``False`` (file untouched: both are read, slower) when patches
+    are off or the generated code does not have the expected shape.
+    """
+    if not enabled() or not names:
+        return False
+    src = objects_cpp.read_text()
+    start = src.find("void _load_arrays()")
+    end = src.find("\nvoid ", start + 1) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return False
+    body = src[start:end]
+    for name in names:
+        pattern = re.compile(rf"^(\s*)(f{re.escape(name)}\.read\(.*\);)$", re.MULTILINE)
+        if len(pattern.findall(body)) != 1:
+            return False
+        body = pattern.sub(r"\1// snnbridge: set by a run argument at every run  \2", body)
+    objects_cpp.write_text(src[:start] + body + src[end:])
     return True
 
 

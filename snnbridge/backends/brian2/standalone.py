@@ -25,7 +25,7 @@ from snnbridge.backends.brian2 import patches
 from snnbridge.backends.brian2.build import COMPILE_ARGS, Layout, brian2_prefs, build, to_columns
 from snnbridge.backends.brian2.plan import Plan
 
-BUILD_VERSION = 4
+BUILD_VERSION = 5
 """Bumped whenever the generated standalone project changes (part of the build-directory hash)."""
 
 
@@ -91,6 +91,9 @@ def run_binary(directory: Path, layout: Layout, columns: dict[str, torch.Tensor]
     """Run the binary in ``directory`` on the TimedArray ``columns``; returns spike events ``(i, t)`` and
     membranes by node, and the binary's own simulation-loop time (``None`` if it did not report one)."""
     manifest = json.loads((directory / "snnbridge_manifest.json").read_text())
+    missing = set(manifest.get("timed", [])) - set(columns)
+    if missing:  # the binary does not read their build-time values (patches.skip_static_load): every run sets them
+        raise RuntimeError(f"Brian2 standalone run without the TimedArray values {sorted(missing)}")
     scratch = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else directory
     results = Path(tempfile.mkdtemp(prefix="snnbridge-brian2-", dir=scratch))
     try:
@@ -137,6 +140,7 @@ def generate(plan: Plan, request: Request, dtype: torch.dtype, threads: int, cac
                     for v in ("i", "t")]
             keep += [device.get_array_filename(m.variables["v"]) for m in built.v_monitors.values()]
             patches.write_only(directory / "objects.cpp", keep)
+            patches.skip_static_load(directory / "objects.cpp", sorted(f"{n}_values" for n in built.timed))
             device.compile_source(str(directory), get_compiler_and_args()[0], False, False)
             manifest = {
                 "spikes": {n: [[device.get_array_filename(m.variables[v]), np.dtype(m.variables[v].dtype).str]
