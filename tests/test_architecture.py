@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "snnbridge"
 # lower layers first: a unit may import units of its own layer index or lower ones
 LAYERS = {
     "errors": 0, "__version__": 0,
-    "progress": 1, "fileio": 1, "memory": 1,
+    "progress": 1, "fileio": 1, "memory": 1, "drawing": 1, "html_fragment": 1,
     "bridge": 2,
     "models": 3, "backends": 3, "data": 3,
     "validation": 4,
@@ -29,11 +29,6 @@ LAYERS = {
 # upward edges that remain, each with the only files allowed to make it (lazy imports; see docs/architecture.md)
 KNOWN_BACK_EDGES = {
     ("bridge", "models"): {"bridge/export.py"},  # the deprecated alias of models.export, resolved on first use
-    ("bridge", "display"): {"bridge/recording.py"},  # Recording._repr_html_ (Jupyter)
-    ("validation", "display"): {"validation/results.py", "validation/costs.py"},  # _repr_html_ (Jupyter)
-    ("reproduce", "display"): {"reproduce/report.py"},
-    ("validation", "plot"): {"validation/plots.py"},  # the report's figures use the public plotting API
-    ("reproduce", "plot"): {"reproduce/figures.py"},
 }
 
 

@@ -142,6 +142,33 @@ class Recording:
 
     def _repr_html_(self) -> str:
         """Jupyter rich display: one row per node (type, shape, spikes, rate, membrane recorded)."""
-        from snnbridge.display import recording_html
-
         return recording_html(self)
+
+
+def recording_html(rec: Recording) -> str:
+    """Jupyter's view of a recording (a scoped HTML fragment): one row per node with its type, per-sample
+    shape, spikes (total and per neuron per step) and whether its membrane was recorded."""
+    from snnbridge.html_fragment import escape, wrap
+
+    rows = []
+    T, B = rec.steps, rec.batch_size
+    for n in rec.nodes:
+        t = rec[n]
+        shape = tuple(t.shape[2:])
+        neurons = max(1, int(torch.tensor(shape).prod().item()) if shape else 1)
+        if t.dtype == torch.bool:
+            total = int(t.sum())
+            spikes = f"{total}"
+            rate = f"{total / (T * B * neurons):.3f}"
+        else:
+            spikes, rate = "values", "—"
+        mem = "yes" if n in rec.membranes else ""
+        rows.append(f"<tr><td class='mono'>{escape(n)}</td><td>{escape(rec.node_types.get(n, '?'))}</td>"
+                    f"<td class='mono'>{escape('×'.join(map(str, shape)) or '1')}</td><td class='num'>{spikes}</td>"
+                    f"<td class='num'>{rate}</td><td>{mem}</td></tr>")
+    body = (f"<div class='head'><b>Recording</b> <span class='mono'>{escape(rec.backend)}</span> · T = {T} steps × "
+            f"B = {B} samples · dt = {rec.dt:g} s · {len(rec.nodes)} nodes</div>"
+            "<table><thead><tr><th>node</th><th>type</th><th>shape</th><th class='num'>spikes</th>"
+            "<th class='num'>spikes / neuron / step</th><th>membrane</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+    return wrap(body)

@@ -1,13 +1,14 @@
 """The report's figures: Fig. 8b MAE vs T, Fig. 10 training curves, Fig. 12 t-SNE, Fig. 13 accuracy/cost
 trade-off.  Each returns PNG bytes (or ``None`` when there is nothing to plot).
 
-Drawn with :mod:`snnbridge.plot` on ``matplotlib.figure.Figure`` objects (no pyplot, no ``matplotlib.use``):
+Drawn with :mod:`snnbridge.drawing` (beneath :mod:`snnbridge.plot`) on ``matplotlib.figure.Figure`` objects
+(no pyplot, no ``matplotlib.use``):
 writing a report leaves the caller's matplotlib backend as it was."""
 
 from __future__ import annotations
 
-from snnbridge import plot
-from snnbridge.plot import PALETTE
+from snnbridge import drawing as plot
+from snnbridge.drawing import PALETTE
 
 
 class _Fig:

@@ -71,8 +71,6 @@ class PaperReport(dict):
                 f"sweep: {len(self.get('sweep') or [])}, failed: {len(self.get('failed') or [])})")
 
     def _repr_html_(self) -> str:
-        from snnbridge.display import paper_report_html
-
         return paper_report_html(self)
 
 
@@ -290,3 +288,24 @@ def write_report(doc: dict, out: str | Path, overwrite: bool = False) -> dict[st
     write_folder(out, files, "reproduce", overwrite=overwrite)
     return {"json": out / "results.json", "markdown": out / "report.md", "html": out / "report.html",
             "figures": out / "figures"}
+
+
+def paper_report_html(doc: dict) -> str:
+    """The reproduction report's text and tables (Tables 4-6, cross-simulator, Fig. 13 sweep), no figures."""
+    from snnbridge.html_fragment import escape as _e
+    from snnbridge.html_fragment import wrap
+
+    parts = ["<div class='head'><b>Reproduction of Deng et al. 2020 (Tables 4-6)</b></div>"]
+    parts += [f"<p class='note'>{_e(line).replace('**', '')}</p>" for line in _intro(doc)]
+    for title, head, rows in _acc_tables(doc):
+        parts.append(f"<section><h2>{_e(title)}</h2>")
+        if not rows:
+            parts.append("<p class='note'><em>no cells</em></p></section>")
+            continue
+        parts.append("<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>")
+        parts += ["<tr>" + "".join(f"<td>{_e(str(c)).replace('`', '')}</td>" for c in r) + "</tr>" for r in rows]
+        parts.append("</tbody></table></section>")
+    if doc.get("failed"):
+        parts.append("<section><h2>Failed cells</h2><ul>" + "".join(
+            f"<li>{_e(str(f.get('spec')))}: {_e(f.get('error'))}</li>" for f in doc["failed"]) + "</ul></section>")
+    return wrap("".join(parts))

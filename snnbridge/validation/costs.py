@@ -126,7 +126,7 @@ class Costs:
 
     def _repr_html_(self) -> str:
         """Jupyter rich display: the Eq. 8-9 numbers and a per-layer table."""
-        from snnbridge.display import costs_html
+        from snnbridge.validation.report.notebook import costs_html
 
         return costs_html(self)
 

@@ -1,7 +1,8 @@
 """The report's figures as self-contained ``data:image/png;base64`` URIs.
 
-Drawn by :mod:`snnbridge.plot` (the same functions a notebook uses) on ``matplotlib.figure.Figure`` objects:
-no pyplot, no ``matplotlib.use``, so writing a report never changes the caller's matplotlib backend.
+Drawn by :mod:`snnbridge.drawing` (the same functions :mod:`snnbridge.plot` gives a notebook) on
+``matplotlib.figure.Figure`` objects: no pyplot, no ``matplotlib.use``, so writing a report never changes the
+caller's matplotlib backend.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import base64
 import numpy as np
 import torch
 
-from snnbridge import plot
-from snnbridge.plot import MISMATCH, PALETTE, pick_neurons  # noqa: F401 - re-exported for older callers
+from snnbridge import drawing as plot
+from snnbridge.drawing import MISMATCH, PALETTE, pick_neurons  # noqa: F401 - re-exported for older callers
 
 
 def to_data_uri(fig) -> str:

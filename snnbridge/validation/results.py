@@ -179,7 +179,7 @@ class BackendResult:
 
     def _repr_html_(self) -> str:
         """This backend's verdict card, as in the HTML report (Jupyter rich display)."""
-        from snnbridge.display import backend_html
+        from snnbridge.validation.report.notebook import backend_html
 
         return backend_html(self)
 
@@ -280,7 +280,7 @@ class ConformanceResult:
 
     def _repr_html_(self) -> str:
         """Jupyter rich display: the report's verdict cards, per-node agreement, divergence and cost tables."""
-        from snnbridge.display import conformance_html
+        from snnbridge.validation.report.notebook import conformance_html
 
         return conformance_html(self)
 
