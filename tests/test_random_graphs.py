@@ -1,0 +1,142 @@
+"""Backends on graphs nobody wrote by hand: random valid NIR graphs (snnbridge.validation.random_graphs).
+
+Every backend must give the reference's spikes on every node of every random graph in its profile, or refuse the
+graph by node and field (a documented limitation).  A failure names the seed: ``random_case(seed)`` rebuilds the
+graph.  The default suite checks a few dozen seeds per backend; ``-m slow`` checks hundreds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from snnbridge.bridge.executor import ReferenceExecutor
+from snnbridge.bridge.io import read_graph, write_graph
+from snnbridge.validation.conformance import conform
+from snnbridge.validation.matrix import REFUSAL_PREFIX
+from snnbridge.validation.random_graphs import Options, random_case
+
+FAST = ["snntorch", "norse", "spikingjelly", "sinabs", "nengo"]
+JAX_AND_XYLO = ["spyx", "rockpool"]
+
+
+def _check(seeds, backends, profile="exact", options=Options()):
+    """Every seed's case on ``backends``: a list of ``seed backend: why`` for each run that neither passed nor was
+    refused by name; counts of passes and refusals (a backend whose simulator is missing is skipped)."""
+    bad, passed, refused = [], 0, 0
+    for seed in seeds:
+        case = random_case(seed, options)
+        result = conform(case.graph, case.inputs, backends=backends, profile=profile)
+        for name, res in result.backends.items():
+            if res.status == "pass":
+                passed += 1
+            elif res.status == "error" and res.reason.startswith(REFUSAL_PREFIX):
+                refused += 1
+            elif res.status == "unavailable":
+                continue
+            else:
+                bad.append(f"seed {seed} {name}: {res.status}: {res.reason or '; '.join(res.failures)}")
+    return bad, passed, refused
+
+
+def test_same_seed_same_case():
+    a, b = random_case(7), random_case(7)
+    assert list(a.graph.nodes) == list(b.graph.nodes) and a.graph.edges == b.graph.edges
+    assert torch.equal(a.inputs, b.inputs)
+    for name, node in a.graph.nodes.items():
+        for key, value in node.__dict__.items():
+            if isinstance(value, np.ndarray):
+                assert np.array_equal(value, getattr(b.graph.nodes[name], key)), (name, key)
+    assert list(random_case(8).graph.nodes) != list(a.graph.nodes) or not torch.equal(random_case(8).inputs, a.inputs)
+
+
+def test_cases_cover_every_node_type_and_feature():
+    """The generator draws what it promises (so the conformance tests below exercise it)."""
+    kinds, features = set(), set()
+    for seed in range(60):
+        g = random_case(seed, Options(delay=True, fire=False)).graph
+        kinds |= {type(n).__name__ for n in g.nodes.values()}
+        features |= {k for n in g.nodes.values() for k in (getattr(n, "metadata", None) or {})}
+        features |= {"recurrent" for n in g.nodes if n.endswith("_rec")} | {"fan_in" for n in g.nodes
+                                                                              if n.endswith("_skip")}
+        features.add(f"reset={g.metadata['reset']}")
+        features.add(f"threshold={g.metadata.get('threshold', 'strict')}")
+    assert kinds >= {"Affine", "Linear", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Scale", "LIF", "IF",
+                     "CubaLIF", "LI", "I", "CubaLI", "Threshold", "Delay"}
+    assert features >= {"reset_timing", "v_init", "recurrent", "fan_in", "reset=zero", "reset=subtract",
+                        "reset=none", "threshold=strict", "threshold=inclusive"}
+
+
+def test_spiking_layers_fire_in_some_steps():
+    """Weights are scaled so spike decisions are exercised: most spiking nodes neither stay silent nor always fire."""
+    rates = []
+    for seed in range(20):
+        case = random_case(seed)
+        rec = ReferenceExecutor(case.graph).run(case.inputs)
+        rates += [float(rec[n].double().mean()) for n, node in case.graph.nodes.items()
+                  if type(node).__name__ in ("LIF", "IF", "CubaLIF") and n in rec]
+    busy = [r for r in rates if 0.0 < r < 1.0]
+    assert len(rates) >= 15 and len(busy) >= 0.8 * len(rates), rates
+
+
+def test_random_graph_round_trips_through_a_nir_file(tmp_path):
+    for seed in range(6):
+        case = random_case(seed, Options(delay=True))
+        path = tmp_path / f"r{seed}.nir"
+        write_graph(path, case.graph)
+        a = ReferenceExecutor(case.graph).run(case.inputs)
+        b = ReferenceExecutor(read_graph(path)).run(case.inputs)
+        assert set(a.outputs) == set(b.outputs)
+        for n in a.outputs:
+            assert torch.equal(a[n], b[n]), (seed, n)
+
+
+@pytest.mark.parametrize("start", [0, 12, 24, 36])
+def test_torch_and_nengo_backends_agree_on_random_graphs(start):
+    bad, passed, _ = _check(range(start, start + 12), FAST)
+    assert not bad, "\n".join(bad)
+    assert passed > 0
+
+
+def test_float32_profile_on_random_graphs():
+    bad, passed, _ = _check(range(100, 112), FAST, profile="float32")
+    assert not bad, "\n".join(bad)
+    assert passed > 0
+
+
+def test_spyx_and_rockpool_agree_on_random_graphs():
+    bad, _, _ = _check(range(0, 10), JAX_AND_XYLO)
+    assert not bad, "\n".join(bad)
+
+
+def test_brian2_agrees_on_random_graphs_with_delays():
+    bad, passed, _ = _check(range(0, 10), ["brian2"], options=Options(delay=True))
+    assert not bad, "\n".join(bad)
+
+
+def test_executor_strategies_give_the_same_spikes_on_random_graphs():
+    """The event-driven / fused strategies of the reference executor: spikes identical to the dense path."""
+    for seed in range(30):
+        case = random_case(seed)
+        for dtype in (torch.float64, torch.float32):
+            dense = ReferenceExecutor(case.graph, dtype=dtype).run(case.inputs)
+            for strategy in ("auto", "event", "fused"):
+                rec = ReferenceExecutor(case.graph, dtype=dtype, strategy=strategy).run(case.inputs)
+                for n, out in dense.outputs.items():
+                    if out.dtype == torch.bool:
+                        assert torch.equal(out, rec[n].bool()), (seed, strategy, dtype, n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("start", [48, 98, 148, 198])
+def test_every_backend_agrees_on_many_random_graphs(start):
+    bad, passed, _ = _check(range(start, start + 50), FAST + JAX_AND_XYLO + ["brian2"], options=Options(delay=True))
+    assert not bad, "\n".join(bad)
+    assert passed > 0
+
+
+@pytest.mark.slow
+def test_float32_profile_on_many_random_graphs():
+    bad, _, _ = _check(range(300, 360), FAST + JAX_AND_XYLO, profile="float32")
+    assert not bad, "\n".join(bad)
