@@ -288,13 +288,14 @@ def devices_of(name: str) -> tuple[str, ...] | None:
         return None
 
 
-NATIVE_LIBRARIES = ("snntorch", "norse", "spikingjelly", "sinabs", "rockpool")
+NATIVE_LIBRARIES = ("snntorch", "norse", "spikingjelly", "sinabs", "rockpool", "spyx")
 """Libraries whose trained models ``from_native`` imports (each is also a backend name)."""
 
 
 def native_library(module) -> str:
     """Which backend's library a native model belongs to (``"snntorch"``, ``"norse"``, ``"spikingjelly"``,
-    ``"sinabs"``, ``"rockpool"`` or ``"brian2"``), from its layers' classes (a ``brian2.Network`` is Brian2's).
+    ``"sinabs"``, ``"rockpool"``, ``"spyx"`` or ``"brian2"``), from its layers' classes (a ``brian2.Network`` is
+    Brian2's; a flax nnx module's layers are walked with ``nnx.iter_modules``).
 
     Raises :class:`NativeModelError` when no layer comes from a supported library, or layers from both do.
     """
@@ -302,6 +303,10 @@ def native_library(module) -> str:
         return "brian2"
     libs = set()
     mods = [m for _, m in module.named_modules()] if hasattr(module, "named_modules") else [module]
+    if not hasattr(module, "named_modules") and any(c.__module__.startswith("flax.") for c in type(module).__mro__):
+        from flax import nnx
+
+        mods = [m for _, m in nnx.iter_modules(module)]
     for mod in mods:  # named_modules: Rockpool's modules() is a dict of its own
         for cls in type(mod).__mro__:  # subclasses of a library's layers count as that library's
             root = cls.__module__.split(".")[0]

@@ -242,3 +242,28 @@ class SpyxBackend(TorchGraphBackend):
     supported_nodes = SUPPORTED
     neuron_adapter = SpyxNeuron
     threshold_adapter = ThresholdNode
+
+    # ------------------------------------------------------------- native models (snnbridge.backends.spyx_native)
+    def from_native(self, module, input_shape, dt: float = 1e-3) -> nir.NIRGraph:
+        """The NIR graph stepping exactly as the Spyx ``module`` (a ``spyx.nn.Sequential``; see
+        :func:`~snnbridge.backends.spyx_native.from_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.spyx_native import from_native
+
+        return from_native(module, input_shape, dt=dt)
+
+    def run_native(self, module, inputs, dtype: torch.dtype = torch.float64, dt: float = 1e-3):
+        """Run the Spyx ``module`` as Spyx does on ``[T, B, *input_shape]`` (see
+        :func:`~snnbridge.backends.spyx_native.run_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.spyx_native import run_native
+
+        return run_native(module, inputs, dtype=dtype, dt=dt)
+
+    def to_native(self, graph, dt: float | None = None, **options):
+        """A trainable ``spyx.nn.Sequential`` (flax nnx) realising the chain ``graph`` (see
+        :func:`~snnbridge.backends.spyx_native.to_native`)."""
+        self.ensure_available()
+        from snnbridge.backends.spyx_native import to_native
+
+        return to_native(graph, dt=dt, **options)

@@ -1,9 +1,10 @@
-"""``snnbridge from-native``: a trained snnTorch, Norse, SpikingJelly, Sinabs or Rockpool model → a ``.nir`` file,
-checked against the original.
+"""``snnbridge from-native``: a trained snnTorch, Norse, SpikingJelly, Sinabs, Rockpool or Spyx model → a ``.nir``
+file, checked against the original.
 
 The model comes from the user's own code (``package.module:factory`` or ``path/to/file.py:factory``, a callable
-returning the ``torch.nn.Module``, or the module object itself); its weights, when given, from a ``state_dict``
-file read with ``torch.load(weights_only=True)`` (no pickled code runs).  The graph is written only after the
+returning the ``torch.nn.Module`` — or, for Spyx, the ``flax.nnx.Module`` — or the module object itself); a torch
+model's weights, when given, from a ``state_dict`` file read with ``torch.load(weights_only=True)`` (no pickled code
+runs; a Spyx factory loads its own parameters).  The graph is written only after the
 import, the optional check and every refusal have passed.
 """
 
@@ -20,8 +21,14 @@ import typer
 from snnbridge.errors import SnnBridgeError
 
 
+def _is_nnx(obj) -> bool:
+    """Whether ``obj`` is a flax nnx module (a Spyx model), without importing flax when it is not installed."""
+    return any(c.__module__.startswith("flax.nnx") and c.__name__ == "Module" for c in type(obj).__mro__)
+
+
 def load_factory(spec: str):
-    """The ``torch.nn.Module`` named by ``spec`` (``module.path:name`` or ``file.py:name``; a callable is called)."""
+    """The ``torch.nn.Module`` (or Spyx ``flax.nnx.Module``) named by ``spec`` (``module.path:name`` or
+    ``file.py:name``; a callable is called)."""
     import torch
 
     target, sep, attr = spec.rpartition(":")
@@ -45,10 +52,11 @@ def load_factory(spec: str):
         raise
     except (ImportError, AttributeError, SyntaxError, OSError) as e:
         raise SnnBridgeError(f"model '{spec}': {type(e).__name__}: {e}") from None
-    if callable(obj) and not isinstance(obj, torch.nn.Module):
+    if callable(obj) and not isinstance(obj, torch.nn.Module) and not _is_nnx(obj):
         obj = obj()
-    if not isinstance(obj, torch.nn.Module):
-        raise SnnBridgeError(f"model '{spec}' gives a {type(obj).__name__}, not a torch.nn.Module")
+    if not isinstance(obj, torch.nn.Module) and not _is_nnx(obj):
+        raise SnnBridgeError(f"model '{spec}' gives a {type(obj).__name__}, not a torch.nn.Module (or a Spyx "
+                             f"flax.nnx.Module)")
     return obj
 
 
@@ -58,6 +66,9 @@ def load_weights(module, path: Path) -> None:
 
     import torch
 
+    if _is_nnx(module):
+        raise SnnBridgeError(f"--weights {path}: a Spyx (flax nnx) model holds its parameters itself; load them in "
+                             f"the factory")
     if not path.is_file():
         raise SnnBridgeError(f"--weights {path}: no such file")
     try:
@@ -82,7 +93,8 @@ def register(app: typer.Typer) -> None:
     @app.command("from-native")
     def from_native(
         model: str = typer.Argument(..., help="package.module:factory or path/to/file.py:factory (a callable "
-                                              "returning the torch.nn.Module, or the module itself)."),
+                                              "returning the torch.nn.Module or Spyx nnx module, or the module "
+                                              "itself)."),
         input_shape: str = typer.Option(..., "--input-shape", help="Per-sample input shape, e.g. 784 or 2,34,34."),
         output: Path = typer.Option(..., "-o", "--output", help="The .nir file to write."),
         weights: Optional[Path] = typer.Option(None, help="A state_dict file (torch.save(model.state_dict()))."),
@@ -92,10 +104,11 @@ def register(app: typer.Typer) -> None:
                                                   "original module before writing (0: no check)."),
         check_steps: int = typer.Option(50, help="Steps of that check."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-        library: Optional[str] = typer.Option(None, help="snntorch, norse, spikingjelly, sinabs or rockpool "
+        library: Optional[str] = typer.Option(None, help="snntorch, norse, spikingjelly, sinabs, rockpool or spyx "
                                                          "(default: told by the model's layers)."),
     ) -> None:
-        """Import a trained snnTorch, Norse, SpikingJelly, Sinabs or Rockpool model into NIR, check it, write it."""
+        """Import a trained snnTorch, Norse, SpikingJelly, Sinabs, Rockpool or Spyx model into NIR, check it, write
+        it."""
         import torch
 
         from snnbridge import backends
