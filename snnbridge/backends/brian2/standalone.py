@@ -100,7 +100,11 @@ def run_binary(directory: Path, layout: Layout, columns: dict[str, torch.Tensor]
         args = [str(directory / "main"), "--results_dir", str(results) + os.sep]
         for name, vals in columns.items():
             f = results / f"{name}.dat"
-            to_columns(vals, layout).tofile(f)
+            ncols = int(vals[0, 0].numel()) * layout.copies
+            out = np.memmap(f, dtype=np.float64, mode="w+", shape=(layout.total_steps, ncols))  # no copy of the file
+            to_columns(vals, layout, out=out)
+            out.flush()
+            del out
             args.append(f"{name}.values={f}")
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         proc = subprocess.run(args, cwd=directory, env=env, capture_output=True, text=True)
