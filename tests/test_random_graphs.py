@@ -2,7 +2,7 @@
 
 Every backend must give the reference's spikes on every node of every random graph in its profile, or refuse the
 graph by node and field (a documented limitation).  A failure names the seed: ``random_case(seed)`` rebuilds the
-graph.  The default suite checks a few dozen seeds per backend; ``-m slow`` checks hundreds.
+graph.  The default suite checks two dozen seeds per backend; ``-m slow`` checks 200 on every simulator.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_random_graph_round_trips_through_a_nir_file(tmp_path):
             assert torch.equal(a[n], b[n]), (seed, n)
 
 
-@pytest.mark.parametrize("start", [0, 12, 24, 36])
+@pytest.mark.parametrize("start", [0, 12])
 def test_torch_and_nengo_backends_agree_on_random_graphs(start):
     bad, passed, _ = _check(range(start, start + 12), FAST)
     assert not bad, "\n".join(bad)
@@ -117,7 +117,7 @@ def test_brian2_agrees_on_random_graphs_with_delays():
 
 def test_executor_strategies_give_the_same_spikes_on_random_graphs():
     """The event-driven / fused strategies of the reference executor: spikes identical to the dense path."""
-    for seed in range(30):
+    for seed in range(16):
         case = random_case(seed)
         for dtype in (torch.float64, torch.float32):
             dense = ReferenceExecutor(case.graph, dtype=dtype).run(case.inputs)
