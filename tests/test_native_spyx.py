@@ -82,7 +82,11 @@ def _emitted(rec) -> dict[str, torch.Tensor]:
     return {n: v for n, v in rec.outputs.items() if n.endswith("_out")}
 
 
-@pytest.mark.parametrize("name", ["lif", "mixed"])
+CONFIGS = ["lif", pytest.param("mixed", marks=pytest.mark.slow)]
+"""The image/IF/CuBaLIF/LI configuration is ``slow`` (eager JAX steps, ~10 s per test on 2 shared cores)."""
+
+
+@pytest.mark.parametrize("name", CONFIGS)
 def test_native_equals_reference_and_backends(imported, name):
     m, x, g, nat = imported(name)
     layers = spiking(nat)
@@ -176,7 +180,7 @@ def _same_graph(a: nir.NIRGraph, b: nir.NIRGraph) -> None:
                 assert np.array_equal(v, getattr(nb, k)), (name, k)
 
 
-@pytest.mark.parametrize("name", ["lif", "mixed"])
+@pytest.mark.parametrize("name", CONFIGS)
 def test_to_native_runs_identically_trains_and_round_trips(imported, name):
     import optax
 
