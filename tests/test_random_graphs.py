@@ -62,7 +62,7 @@ def test_cases_cover_every_node_type_and_feature():
                                                                               if n.endswith("_skip")}
         features.add(f"reset={g.metadata['reset']}")
         features.add(f"threshold={g.metadata.get('threshold', 'strict')}")
-    assert kinds >= {"Affine", "Linear", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Scale", "LIF", "IF",
+    assert kinds >= {"Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Scale", "LIF", "IF",
                      "CubaLIF", "LI", "I", "CubaLI", "Threshold", "Delay"}
     assert features >= {"reset_timing", "v_init", "recurrent", "fan_in", "reset=zero", "reset=subtract",
                         "reset=none", "threshold=strict", "threshold=inclusive"}

@@ -1,13 +1,14 @@
 """Random valid NIR graphs, for checking backends on graphs nobody wrote by hand (property-based conformance).
 
-:func:`random_case` draws, from one seed, a graph of 1–5 layers over flat or image inputs — ``Affine``, ``Linear``,
-``Conv2d`` (kernel, stride, padding, dilation, groups), ``AvgPool2d`` / ``SumPool2d``, ``Flatten``, ``Scale`` and
-every neuron type (``LIF``, ``IF``, ``CubaLIF``, ``LI``, ``I``, ``CubaLI``, ``Threshold``) with per-neuron
-parameters (``tau``, ``r``, ``v_leak``, ``v_threshold``, ``v_reset``), optionally a recurrent edge, a skip
-connection (fan-in) and a ``Delay`` — together with semantics the graph's metadata records (``dt``, reset mode,
-integration, threshold comparison, and per node a reset timing or initial state), and seeded spike inputs
-``[T, B, *input_shape]``.  The weights of each synaptic layer are rescaled (on the reference executor) until the
-spiking node it drives fires in some, not all, steps, so that every spike decision is exercised.
+:func:`random_case` draws, from one seed, a graph of 1–5 layers over flat, image or sequence inputs —
+``Affine``, ``Linear``, ``Conv2d`` / ``Conv1d`` (kernel, stride, padding, dilation, groups), ``AvgPool2d`` /
+``SumPool2d``, ``Flatten``, ``Scale`` and every neuron type (``LIF``, ``IF``, ``CubaLIF``, ``LI``, ``I``,
+``CubaLI``, ``Threshold``) with per-neuron parameters (``tau``, ``r``, ``v_leak``, ``v_threshold``, ``v_reset``),
+optionally a recurrent edge, a skip connection (fan-in) and a ``Delay`` — together with semantics the graph's
+metadata records (``dt``, reset mode, integration, threshold comparison, and per node a reset timing or initial
+state), and seeded spike inputs ``[T, B, *input_shape]``.  The weights of each synaptic layer are rescaled (on
+the reference executor) until the spiking node it drives fires in some, not all, steps, so that every spike
+decision is exercised.
 
 Same seed → same case.  Use it to test a backend::
 
@@ -30,7 +31,7 @@ from snnbridge.validation.node_suite import Case, chain
 
 NEURONS = ("LIF", "IF", "CubaLIF", "LI", "I", "CubaLI", "Threshold")
 SPIKING = ("LIF", "IF", "CubaLIF", "Threshold")
-WEIGHTED = ("Affine", "Linear", "Conv2d")
+WEIGHTED = ("Affine", "Linear", "Conv1d", "Conv2d")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Options:
     """What :func:`random_case` may draw (switch features off for a backend that lacks them)."""
 
     images: bool = True
-    """Image inputs with Conv2d / pooling / Flatten (else flat inputs only)."""
+    """Image ``[C, H, W]`` and sequence ``[C, L]`` inputs with Conv2d / Conv1d / pooling / Flatten (else flat only)."""
     recurrent: bool = True
     fan_in: bool = True
     delay: bool = False
@@ -102,6 +103,21 @@ def _conv(rng: np.random.Generator, shape: tuple) -> tuple[nir.Conv2d, tuple]:
     return node, (c_out,) + out
 
 
+def _conv1d(rng: np.random.Generator, shape: tuple) -> tuple[nir.Conv1d, tuple]:
+    c, n = shape
+    groups = 2 if c % 2 == 0 and rng.random() < 0.2 else 1
+    c_out = int(rng.integers(1, 4)) * groups
+    k, s, p = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(0, 2))
+    d = 1 if rng.random() < 0.8 else 2
+    out = (n + 2 * p - d * (k - 1) - 1) // s + 1
+    if out < 1:
+        return None, shape
+    bias = rng.normal(0, 0.1, c_out) if rng.random() < 0.7 else np.zeros(c_out)
+    node = nir.Conv1d(input_shape=n, weight=rng.normal(0, 1.0, (c_out, c // groups, k)), stride=s, padding=p,
+                      dilation=d, groups=groups, bias=bias)
+    return node, (c_out, out)
+
+
 def _pool(rng: np.random.Generator, shape: tuple) -> tuple[nir.NIRNode, tuple]:
     c, h, w = shape
     k = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
@@ -128,11 +144,11 @@ def _layers(rng: np.random.Generator, shape: tuple, n_layers: int, dt: float, re
     """``[(name, node, out_shape)]``: each layer a synaptic node (or pooling) then usually a neuron node."""
     out: list = []
     for i in range(n_layers):
-        if len(shape) == 3:
+        if len(shape) >= 2:
             choice = rng.random()
             if choice < 0.55:
-                node, new = _conv(rng, shape)
-            elif choice < 0.8:
+                node, new = _conv(rng, shape) if len(shape) == 3 else _conv1d(rng, shape)
+            elif choice < 0.8 and len(shape) == 3:
                 node, new = _pool(rng, shape)
             else:
                 node, new = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1), \
@@ -187,8 +203,11 @@ def random_case(seed: int, options: Options = Options()) -> Case:
     dt = float(_draw(rng, (1e-3, 1e-4, 5e-4)))
     s = sem.Semantics(dt=dt, reset=_draw(rng, sem.RESET_MODES), integration=_draw(rng, sem.INTEGRATIONS),
                       threshold=_draw(rng, sem.THRESHOLD_COMPARES))
-    if options.images and rng.random() < 0.5:
+    kind = rng.random()
+    if options.images and kind < 0.4:
         in_shape: tuple = (int(rng.integers(1, 4)), int(rng.integers(3, 9)), int(rng.integers(3, 9)))
+    elif options.images and kind < 0.55:
+        in_shape = (int(rng.integers(1, 4)), int(rng.integers(3, 13)))  # channels × length (Conv1d)
     else:
         in_shape = (int(rng.integers(2, 17)),)
     n_layers = int(rng.integers(1, options.max_layers + 1))
