@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from snnbridge.backends import get, native_library
+from snnbridge.backends import get, native_library, spyx_native
 from snnbridge.bridge.executor import ReferenceExecutor
 from snnbridge.bridge.io import write_graph
 from snnbridge.errors import NativeModelError, UnsupportedNodeError
@@ -228,7 +228,8 @@ def test_to_native_refusals_name_the_node_and_field():
     m, shape = build("lif")
     g = BE.from_native(m, shape)
     cases = [
-        (_edited(g, "1_LIF", meta={"reset_timing": "immediate"}), r"node '1_LIF', field 'reset_timing'.*immediate"),
+        # the reference's own timing becomes a ReferenceNeuron; the Delay after it then has no Spyx module
+        (_edited(g, "1_LIF", meta={"reset_timing": "immediate"}), r"node '1_LIF_out'.*node type Delay"),
         (_edited(g, "1_LIF", meta={"reset": "zero"}), r"node '1_LIF', field 'reset'"),
         (_edited(g, "1_LIF", meta={"v_init": np.full(32, 0.1)}), r"node '1_LIF', field 'v_init'"),
         (_edited(g, "1_LIF", meta={"gain": np.full(32, 0.5)}, r=g.nodes["1_LIF"].r * 0.5), r"node '1_LIF', field 'r'"),
@@ -240,14 +241,70 @@ def test_to_native_refusals_name_the_node_and_field():
     for graph, pattern in cases:
         with pytest.raises(UnsupportedNodeError, match=pattern):
             BE.to_native(graph)
+    delayed_zero = _edited(g, "1_LIF", meta={"reset": "zero", "zero_reset_target": "state"})
+    with pytest.raises(UnsupportedNodeError, match=r"node '1_LIF', field 'reset'"):
+        BE.to_native(delayed_zero)
+
+
+def _composed_cases():
+    from snnbridge.bridge import read_graph
+    from snnbridge.validation.node_suite import node_cases
+
+    from .backend_checks import table1
     from .conftest import NIR_GRAPHS
 
+    out = []
     path = NIR_GRAPHS / "lif_norse.nir"
-    if path.exists():  # zero reset, then the reference's own (immediate) timing: run it on the spyx backend instead
-        with pytest.raises(UnsupportedNodeError, match=r"node '1', field 'reset'"):
-            BE.to_native(path)
-        with pytest.raises(UnsupportedNodeError, match=r"node '1', field 'reset_timing'"):
-            BE.to_native(path, reset="subtract")
+    if path.exists():
+        out.append(("lif_norse", read_graph(path), spikes((1,), 0.3, 7, 200), {}))
+    graph, x, semantics = table1("mnist_mlp", "lif")
+    out.append(("mnist_mlp-lif-zero", graph, x, dict(semantics, reset="zero")))
+    cases = {c.name: c for c in node_cases()}
+    for name in ("cubalif_zero", "lif_leak_reset", "lif_none", "cubali"):
+        out.append((name, cases[name].graph, cases[name].inputs, cases[name].semantics))
+    return out
+
+
+def test_to_native_composes_the_reference_timing():
+    """Graphs in the reference's own (immediate) timing, any reset, gain, bias and initial state: each neuron becomes
+    a ``ReferenceNeuron`` (Spyx's ``LI`` + ``IF`` and the reference's reset, as the backend composes them) that runs
+    spike-identical to the reference in float64 and float32, round-trips through ``from_native`` and trains."""
+    import optax
+
+    from snnbridge.bridge.graph import prepare
+
+    ref_cls = spyx_native.reference_neuron()
+    cases = _composed_cases()
+    for label, g, x, semantics in cases:
+        net = BE.to_native(g, **semantics)
+        assert any(type(m) is ref_cls for m in net.layers), label
+        dt = prepare(g, **semantics).semantics.dt
+        back = BE.from_native(net, tuple(x.shape[2:]), dt=dt)
+        for dtype in (torch.float64, torch.float32):
+            nat = BE.run_native(net, x, dtype=dtype, dt=dt)
+            ref = ReferenceExecutor(g, dtype=dtype, **semantics).run(x)
+            again = ReferenceExecutor(back, dtype=dtype).run(x)
+            if ref.outputs["output"].dtype == torch.bool:
+                assert ref.outputs["output"].any(), label
+                assert torch.equal(nat.outputs["output"], ref.outputs["output"]), (label, dtype)
+                assert torch.equal(again.outputs["output"], ref.outputs["output"]), (label, dtype)
+            else:  # an LI readout: XLA's dot and torch's sum in another order (ulps)
+                tol = 1e-12 if dtype == torch.float64 else 1e-5
+                assert torch.allclose(nat.outputs["output"], ref.outputs["output"], rtol=0, atol=tol), (label, dtype)
+                assert torch.allclose(again.outputs["output"], ref.outputs["output"], rtol=0, atol=tol), label
+    _, g, x, semantics = next(c for c in cases if c[0] == "lif_leak_reset")  # zero reset to v_reset = -0.5
+    net = BE.to_native(g, **semantics)
+    x = jnp.asarray(x.numpy())
+    before = jax.tree_util.tree_map(np.array, nnx.state(net, nnx.Param))
+    opt = nnx.Optimizer(net, optax.adam(1e-2), wrt=nnx.Param)
+
+    def loss(model):
+        y, _ = spyx.nn.run(model, x)
+        return jnp.mean((y.sum(0) - 3.0) ** 2)
+
+    opt.update(net, nnx.grad(loss)(net))
+    changed = jax.tree_util.tree_map(lambda a, b: bool(np.any(np.asarray(a) != b)), nnx.state(net, nnx.Param), before)
+    assert all(jax.tree_util.tree_leaves(changed)), changed
 
 
 SPYX_MODEL_PY = """

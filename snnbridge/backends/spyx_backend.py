@@ -111,7 +111,7 @@ def _li(shape: tuple, beta, dtype: torch.dtype):
     """A ``spyx.nn.LI`` whose ``beta`` is the per-neuron decay ``beta`` (shape ``shape``) in the run dtype."""
     spyx, _, _, nnx = _spyx()
     mod = spyx.nn.LI(shape, beta=None, rngs=nnx.Rngs(0))
-    mod.beta.value = _flat(beta, shape, dtype)
+    mod.beta.set_value(_flat(beta, shape, dtype))
     return mod
 
 
@@ -158,7 +158,7 @@ class SpyxNeuron(NeuronAdapter):
         if self.delayed:  # Spyx's own LIF: r = H(V - θ) on the carried state, then V = β·V + x - r·θ
             self.lif = spyx.nn.LIF(self.shape, beta=None, threshold=_flat(c64.threshold, self.shape, dtype),
                                    activation=act, rngs=nnx.Rngs(0))
-            self.lif.beta.value = _flat(c64.decay, self.shape, dtype)
+            self.lif.beta.set_value(_flat(c64.decay, self.shape, dtype))
         self._step = self._step_impl  # eager: XLA would fuse beta·V + x into an FMA (one rounding instead of two)
 
     # ------------------------------------------------------------------ one step, as pure JAX on Spyx modules
