@@ -29,3 +29,17 @@ def test_splice_replaces_only_between_markers():
     assert tables.splice(text, "main", "new\n") == "a\n<!-- results:begin -->\nnew\n<!-- results:end -->\nb\n"
     with pytest.raises(ValueError):
         tables.splice("no markers", "main", "x\n")
+
+
+def test_matrix_block_follows_the_committed_matrix():
+    """The README's matrix summary is the committed matrix: a changed verdict or node count changes the block."""
+    import json
+
+    doc = json.loads((tables.RESULTS / tables.MATRIX).read_text())
+    cases = json.loads((tables.RESULTS / tables.NODE_CASES).read_text())
+    before = tables.matrix_block(doc, cases)
+    assert "| `spyx` | PASS | PASS | PASS (100 %) | PASS |" in before or "`spyx`" not in before
+    doc["rows"][0]["verdict"] = "FAIL"
+    assert tables.matrix_block(doc, cases) != before
+    cases["right"]["norse-upstream"] = []
+    assert "| 0 of 23 |" in tables.matrix_block(doc, cases).split("`norse-upstream`")[1].splitlines()[0]

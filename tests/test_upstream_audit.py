@@ -218,3 +218,14 @@ def test_importing_the_audit_module_needs_neither_simulator():
     code = ("import sys, snnbridge.backends.upstream, snnbridge.backends.snntorch_backend, "
             "snnbridge.backends.norse_backend; assert not {'snntorch', 'norse'} & set(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_committed_node_case_counts_match_the_xfails():
+    """results/upstream-node-cases.json (the README's last matrix column) is what the strict xfails above say."""
+    import json
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "results" / "upstream-node-cases.json").read_text())
+    assert doc["cases"] == len(CASES)
+    for backend, known in KNOWN.items():
+        assert doc["right"][backend] == [n for n in CASES if n not in known], backend

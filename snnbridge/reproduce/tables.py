@@ -21,7 +21,12 @@ RESULTS = ROOT / "results"
 QUICK = "quick-real.json"
 """``snnbridge reproduce --preset quick --data-dir ../shared/data --seeds 0,1,2``."""
 
-DOCS = {"README.md": ("main",), "docs/reproduce.md": ("quick-detail",)}
+DOCS = {"README.md": ("main", "matrix"), "docs/reproduce.md": ("quick-detail",)}
+MATRIX = "matrix-peer-graphs.json"
+"""``snnbridge matrix`` over the four NIR-paper graphs (command in results/README.md)."""
+NODE_CASES = "upstream-node-cases.json"
+"""Per upstream importer, the node cases of ``node_suite`` it reproduces (checked against the strict xfails of
+``tests/test_upstream_audit.py`` / ``tests/test_upstream_more.py``)."""
 """Which blocks each document holds."""
 
 
@@ -204,13 +209,53 @@ def _model6_window(doc: dict) -> list[str]:
     return out + [""]
 
 
+_GRAPH_TITLES = {"braille_noDelay_bias_zero": "Braille zero", "braille_noDelay_noBias_subtract": "Braille subtract",
+                 "cnn_sinabs": "`cnn_sinabs` (N-MNIST)", "lif_norse": "`lif_norse`"}
+
+
+def matrix_block(doc: dict, node_cases: dict | None) -> str:
+    """The README's summary of ``snnbridge matrix``: one row per backend / audit mode, one column per graph
+    (verdict, accuracy where the graph has labels) and the node cases each upstream importer reproduces."""
+    graphs = [g["name"] for g in doc["graphs"]]
+    cells: dict[str, dict[str, str]] = {}
+    for r in doc["rows"]:
+        v = r["verdict"]
+        if r.get("accuracy") is not None:
+            v += f" ({100 * r['accuracy']:.0f} %)"
+        cells.setdefault(r["backend"], {})[r["graph"]] = v
+    n_cases = (node_cases or {}).get("cases")
+    right = (node_cases or {}).get("right", {})
+    samples = {g["samples"] for g in doc["graphs"]}
+    steps = {g["steps"] for g in doc["graphs"]}
+    counted = [b for b in cells if not b.endswith("-upstream")]
+    audits = [b for b in cells if b.endswith("-upstream")]
+    lines = [f"{len(graphs)} graphs × {len(counted)} backends and {len(audits)} audit modes, "
+             f"{'/'.join(map(str, sorted(samples)))} samples × {'/'.join(map(str, sorted(steps)))} steps each, "
+             f"{doc['runtime_s'] / 60:.1f} minutes wall (`results/{MATRIX}`):", "",
+             "| backend | " + " | ".join(_GRAPH_TITLES.get(g, f"`{g}`") for g in graphs) + " | node cases right |",
+             "|---|" + "---|" * len(graphs) + "---:|"]
+    for b in counted + audits:
+        nc = f" {len(right[b])} of {n_cases} |" if b in right and n_cases else " |"
+        lines.append(f"| `{b}` | " + " | ".join(cells[b].get(g, "—") for g in graphs) + " |" + nc)
+    return "\n".join(lines) + "\n"
+
+
 def render_blocks(results: Path = RESULTS) -> dict[str, str]:
     """Every block's Markdown from the committed results (a short note while a result file is missing)."""
+    blocks = {}
     if not (results / QUICK).exists():
         note = PENDING.format(name=QUICK)
-        return {"main": note, "quick-detail": note}
-    doc = load(QUICK, results)
-    return {"main": main_block(doc), "quick-detail": detail_block(doc)}
+        blocks.update({"main": note, "quick-detail": note})
+    else:
+        doc = load(QUICK, results)
+        blocks.update({"main": main_block(doc), "quick-detail": detail_block(doc)})
+    if (results / MATRIX).exists():
+        cases = load(NODE_CASES, results) if (results / NODE_CASES).exists() else None
+        blocks["matrix"] = matrix_block(load(MATRIX, results), cases)
+    else:
+        blocks["matrix"] = (f"No committed result yet: `results/{MATRIX}` is written by the `snnbridge matrix` "
+                            "command in results/README.md, then `python -m snnbridge.reproduce.tables`.\n")
+    return blocks
 
 
 def _markers(name: str) -> tuple[str, str]:
