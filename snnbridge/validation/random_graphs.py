@@ -43,7 +43,7 @@ class Options:
     recurrent: bool = True
     fan_in: bool = True
     delay: bool = False
-    """``Delay`` nodes (only the reference executor and Brian2 run them)."""
+    """``Delay`` nodes (the reference, Brian2 and the torch-graph backends that list Delay run them)."""
     node_options: bool = True
     """Per-node metadata: reset timings ``delayed`` / ``immediate_rechecked``, ``v_init``."""
     max_layers: int = 5
