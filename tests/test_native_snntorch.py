@@ -199,7 +199,8 @@ def test_float32_flips_only_near_threshold(name):
         full = {n: got.outputs.get(n, ref64.outputs[n]) for n in ref64.outputs}
         flips = check_near_threshold_only(fg, ref64, type(got)(full, got.membranes, got.node_types, got.dt,
                                                                got.backend, got.order))
-        assert flips <= 0.01 * sum(ref64.outputs[n].numel() for n in _spiking(native64))
+        if not fg.is_recurrent:  # through a recurrent edge one near-threshold flip changes every later step
+            assert flips <= 0.01 * sum(ref64.outputs[n].numel() for n in _spiking(native64))
 
 
 def test_native_run_leaves_the_module_untouched():
@@ -413,10 +414,19 @@ def test_rsynaptic_reset_delay_false_crash_is_refused():
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_float32_native_equals_reference_float32(name):
-    """In float32 the original module (run natively) and the reference executor of its graph spike identically:
-    measured 0 flips on every configuration, so none is allowed."""
+    """In float32 the original module (run natively) and the reference executor of its graph spike identically,
+    except where the module docstring says snnTorch adds in another order (RLeaky/RSynaptic: ``(β·mem + input) +
+    recurrent``): there every first flip must sit within rounding of the threshold (measured: 0 flips on one CPU,
+    259 on an AVX-512 one, all from one near-threshold origin carried on by the recurrence)."""
     module, graph, x, native64 = _case(name)
     n32 = B.run_native(module, x, dtype=torch.float32)
     ref32 = ReferenceExecutor(graph, dtype=torch.float32).run(x.float())
-    assert {n: int((n32.outputs[n] != ref32.outputs[n]).sum()) for n in _spiking(native64)} == \
-        {n: 0 for n in _spiking(native64)}
+    recurrent_sum = any(type(m).__name__ in ("RLeaky", "RSynaptic") for m in module.modules())
+    if not recurrent_sum:
+        assert {n: int((n32.outputs[n] != ref32.outputs[n]).sum()) for n in _spiking(native64)} == \
+            {n: 0 for n in _spiking(native64)}
+        return
+    ref64 = ReferenceExecutor(graph).run(x)
+    full = {n: n32.outputs.get(n, ref64.outputs[n]) for n in ref64.outputs}
+    check_near_threshold_only(prepare(graph), ref64, type(n32)(full, n32.membranes, n32.node_types, n32.dt,
+                                                                n32.backend, n32.order))
