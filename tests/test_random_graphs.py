@@ -140,3 +140,77 @@ def test_every_backend_agrees_on_many_random_graphs(start):
 def test_float32_profile_on_many_random_graphs():
     bad, _, _ = _check(range(300, 360), FAST + JAX_AND_XYLO, profile="float32")
     assert not bad, "\n".join(bad)
+
+
+def _same(got: torch.Tensor, want: torch.Tensor) -> bool:
+    """Spikes identical, analog values to the exact profile's 1e-9 relative."""
+    if got.shape != want.shape:
+        return False
+    if want.dtype == torch.bool or got.dtype == torch.bool:
+        return torch.equal(got.bool(), want.bool())
+    return torch.allclose(got.double(), want.double(), rtol=1e-9, atol=1e-12)
+
+
+def _native_output_matches(lib: str, seeds, options: Options, batch: int | None = None) -> tuple[list, int, int]:
+    """``to_native`` of every seed's graph for ``lib``, run natively: every node it records equals the reference's
+    (spikes exactly, analog values to the exact profile's 1e-9), or the graph is refused naming the node / layer."""
+    from snnbridge import backends
+    from snnbridge.bridge.graph import prepare
+    from snnbridge.errors import SnnBridgeError
+
+    b = backends.get(lib)
+    if not b.available():
+        pytest.skip(f"{lib} not installed")
+    bad, ok, refused = [], 0, 0
+    for seed in seeds:
+        case = random_case(seed, options)
+        x = case.inputs if batch is None else case.inputs[:, :batch]
+        fg = prepare(case.graph)
+        ref = ReferenceExecutor(case.graph).run(x)
+        try:
+            module = b.to_native(case.graph)
+        except SnnBridgeError:
+            refused += 1
+            continue
+        rec = b.run_native(module, x) if lib == "norse" else b.run_native(module, x, dt=fg.semantics.dt)
+        common = [n for n in rec.nodes if n in ref.outputs]
+        differ = [n for n in common if not _same(rec[n], ref[n])]
+        if common and not differ:
+            ok += 1
+        else:
+            bad.append(f"seed {seed} {lib}: nodes {differ or 'none in common'} differ from the reference")
+    return bad, ok, refused
+
+
+@pytest.mark.parametrize("lib", ["snntorch", "norse"])
+def test_to_native_realises_every_random_graph(lib):
+    """snnTorch's and Norse's ``to_native`` build every graph their backends run (Delay included): no refusal."""
+    bad, ok, refused = _native_output_matches(lib, range(0, 24), Options(delay=True))
+    assert not bad and refused == 0, "\n".join(bad)
+
+
+@pytest.mark.parametrize("lib", ["spikingjelly", "sinabs", "rockpool", "spyx"])
+def test_to_native_builds_or_refuses_by_name_on_random_graphs(lib):
+    """The narrower libraries build what their layers express and refuse the rest by name, never crash."""
+    bad, ok, refused = _native_output_matches(lib, range(0, 24), Options(delay=True))
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.slow
+def test_brian2_to_native_on_random_graphs():
+    bad, ok, _ = _native_output_matches("brian2", range(0, 24), Options(delay=True), batch=1)
+    assert not bad and ok > 0, "\n".join(bad)
+
+
+LIBRARY_FRIENDLY = Options(recurrent=False, fan_in=False, node_options=False, neurons=("LIF", "IF"), uniform=True,
+                           unit_gain=True, scale_nodes=False, resets=("zero", "subtract"), pooling=("AvgPool2d",))
+"""Chains of the layers the narrower libraries have (one parameter value per layer, input gain ``1 - decay``)."""
+
+
+@pytest.mark.parametrize("lib", ["spikingjelly", "sinabs", "spyx"])
+def test_to_native_of_library_shaped_random_graphs_runs_identically(lib):
+    """Random chains within a library's layers: ``to_native`` builds them, and the module run natively (read back
+    through ``from_native``) gives the reference's spikes on every node it records."""
+    bad, ok, refused = _native_output_matches(lib, range(0, 20), LIBRARY_FRIENDLY)
+    assert not bad, "\n".join(bad)
+    assert ok >= 8, (ok, refused)

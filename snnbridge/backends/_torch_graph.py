@@ -114,38 +114,68 @@ class ThresholdAdapter(NeuronAdapter):
         return y.reshape((T, B) + tuple(y.shape[1:])), None
 
 
-class DelayAdapter(NodeAdapter):
-    """NIR ``Delay`` of whole steps, exactly the reference's: ``out[t] = x[t - d]`` (``d = round(delay/dt)`` per
-    element, :func:`snnbridge.bridge.semantics.delay_steps`), zeros for ``t < d``.  Over time (feed-forward graphs) a
-    gather along ``T`` of ``x`` ``[T, B, *shape]`` behind ``max(d)`` zero frames; step by step (recurrent graphs) a
-    ring buffer of ``max(d) + 1`` frames ``[B, *shape]``.  Values are copied, never computed: bit-identical."""
+class DelayLayer(nn.Module):
+    """NIR ``Delay`` of whole steps as a module, exactly the reference's: ``out[t] = x[t - d]`` (``d =
+    round(delay/dt)`` per element, :func:`snnbridge.bridge.semantics.delay_steps`), zeros for ``t < d``.
 
-    stateful = True
+    :meth:`over_time` (feed-forward graphs): a gather along ``T`` of ``x`` ``[T, B, *shape]`` behind ``max(d)`` zero
+    frames; :meth:`step` (recurrent graphs): a ring buffer of ``max(d) + 1`` frames ``[B, *shape]``.  Values are
+    copied, never computed: bit-identical, and gradients flow through the copies.  No parameters."""
 
     def __init__(self, fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
         shape = tuple(fg.in_shapes[name])
         d = torch.as_tensor(sem.delay_steps(fg.nodes[name], fg.semantics), device=device)
-        self.delay = (d.reshape(()) if d.numel() == 1 else d.reshape(shape)).expand(shape)
+        self.register_buffer("delay", (d.reshape(()) if d.numel() == 1 else d.reshape(shape)).expand(shape).clone())
         self.depth = int(self.delay.max()) + 1 if self.delay.numel() else 1
-        self.shape, self.dtype, self.device = shape, dtype, device
+        self.shape, self.dtype = shape, dtype
 
     def init_state(self, batch: int) -> tuple[list[torch.Tensor], int]:
-        z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.device)
+        """The ring buffer before step 0 (``depth`` zero frames ``[batch, *shape]``) and its write position."""
+        z = torch.zeros((batch,) + self.shape, dtype=self.dtype, device=self.delay.device)
         return [torch.zeros_like(z) for _ in range(self.depth)], 0
 
-    def step(self, x, state):
+    def step(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """One step on ``x`` ``[B, *shape]`` → ``(x of d steps ago, new state)``."""
         buf, ptr = state
+        buf = list(buf)
         buf[ptr] = x
         idx = ((ptr - self.delay) % self.depth).unsqueeze(0).unsqueeze(0).expand((1,) + tuple(x.shape))
         out = torch.gather(torch.stack(buf), 0, idx.to(torch.long))[0]
-        return out, (buf, (ptr + 1) % self.depth), None
+        return out, (buf, (ptr + 1) % self.depth)
 
-    def over_time(self, x, want_v):
+    def over_time(self, x: torch.Tensor) -> torch.Tensor:
+        """All steps of ``x`` ``[T, B, *shape]`` at once."""
         T = x.shape[0]
         pad = torch.cat([torch.zeros((self.depth - 1,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device), x])
         t = torch.arange(T, device=x.device).reshape((T, 1) + (1,) * len(self.shape))
         idx = (t + (self.depth - 1) - self.delay).expand(tuple(x.shape))  # [T, B, *shape]
-        return torch.gather(pad, 0, idx.to(torch.long)), None
+        return torch.gather(pad, 0, idx.to(torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[T, B, *shape]`` delayed (see :meth:`over_time`)."""
+        return self.over_time(x)
+
+
+class DelayAdapter(NodeAdapter):
+    """NIR ``Delay`` on the torch-graph backends: a :class:`DelayLayer` stepped over time or step by step."""
+
+    stateful = True
+
+    def __init__(self, fg: FlatGraph, name: str, dtype: torch.dtype, device: torch.device) -> None:
+        self.layer = DelayLayer(fg, name, dtype, device)
+        self.delay, self.depth, self.shape, self.dtype, self.device = (self.layer.delay, self.layer.depth,
+                                                                        self.layer.shape, dtype, device)
+
+    def init_state(self, batch: int) -> tuple[list[torch.Tensor], int]:
+        return self.layer.init_state(batch)
+
+    def step(self, x, state):
+        out, state = self.layer.step(x, state)
+        return out, state, None
+
+    def over_time(self, x, want_v):
+        return self.layer.over_time(x), None
 
 
 # --------------------------------------------------------------------------- stateless layers

@@ -32,12 +32,44 @@ def native_dt(dt: float) -> float:
 
 
 def native_graph(nodes: dict, edges: list[tuple[str, str]], metadata: dict) -> nir.NIRGraph:
-    """The imported ``nir.NIRGraph``, type-checked (except with grouped convolutions, which NIR's check rejects);
-    one :class:`NativeModelError` when it does not check."""
-    # nir 1.0.8 derives a grouped convolution's input type from its weight (wrong channel count), so such a graph
-    # is built without nir's type check; prepare() checks every shape itself
-    grouped = any(int(getattr(n, "groups", 1) or 1) != 1 for n in nodes.values())
+    """The imported ``nir.NIRGraph``, type-checked by nir; one :class:`NativeModelError` when it does not check.
+
+    nir 1.0.8 derives a convolution's types wrongly in two cases: the output of a non-square kernel (it takes the
+    kernel's first spatial size for every axis) and the input channels of a grouped one (from the weight, without
+    the groups).  Those two fields are set right (:func:`conv_types`) before nir checks the graph.
+    """
+    for node in nodes.values():
+        if type(node).__name__ in ("Conv1d", "Conv2d") and getattr(node, "input_shape", None) is not None:
+            node.input_type, node.output_type = conv_types(node)
     try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=not grouped)
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata, type_check=True)
     except Exception as e:  # noqa: BLE001 - nir's type check raises anything
         raise NativeModelError(f"the imported graph does not type-check: {e}") from None
+
+
+def conv_types(node) -> tuple[dict, dict]:
+    """``(input_type, output_type)`` of a NIR ``Conv1d`` / ``Conv2d`` with its ``input_shape``, computed per axis
+    from the weight ``[C_out, C_in / groups, *kernel]``, stride, padding (ints or ``"same"``/``"valid"``) and
+    dilation (the formula of ``torch.nn.Conv2d``)."""
+    w = np.asarray(node.weight)
+    spatial = np.atleast_1d(np.asarray(node.input_shape, dtype=np.int64))
+    nd = len(spatial)
+
+    def axis(v, i):
+        a = np.atleast_1d(np.asarray(v))
+        return int(a[i] if a.size > 1 else a[0])
+
+    out = []
+    for i in range(nd):
+        if isinstance(node.padding, str):
+            if node.padding == "same":
+                out.append(int(spatial[i]))
+                continue
+            pad = 0
+        else:
+            pad = axis(node.padding, i)
+        k, d, st = int(w.shape[2 + i]), axis(node.dilation, i), axis(node.stride, i)
+        out.append((int(spatial[i]) + 2 * pad - d * (k - 1) - 1) // st + 1)
+    groups = int(getattr(node, "groups", 1) or 1)
+    return ({"input": np.array([w.shape[1] * groups, *spatial.tolist()])},
+            {"output": np.array([w.shape[0], *out])})

@@ -556,7 +556,7 @@ class NorseGraphModule(nn.Module):
 
     def __init__(self, fg: FlatGraph, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> None:
         super().__init__()
-        from snnbridge.backends._torch_graph import torch_layer
+        from snnbridge.backends._torch_graph import DelayLayer, torch_layer
 
         device = torch.device(device)
         self.graph = fg
@@ -568,6 +568,8 @@ class NorseGraphModule(nn.Module):
                 mod: nn.Module = NorseNode(fg, name, dtype, device)
             elif kind == "Threshold":
                 mod = SurrogateThreshold(fg.nodes[name].threshold, dtype, device)
+            elif kind == "Delay":
+                mod = DelayLayer(fg, name, dtype, device)
             else:
                 mod = torch_layer(fg, name, dtype, device).requires_grad_(True)
                 for param in mod.parameters():  # torch_layer may share memory with the graph's numpy arrays
@@ -595,6 +597,8 @@ class NorseGraphModule(nn.Module):
                     y, state = mod(v[t], state)
                     ys.append(y)
                 live[name] = torch.stack(ys)
+            elif fg.type_of(name) == "Delay":
+                live[name] = mod.over_time(v)
             else:
                 y = mod(v.reshape((T * B,) + tuple(v.shape[2:])))
                 live[name] = y.reshape((T, B) + tuple(y.shape[1:]))
@@ -614,6 +618,8 @@ class NorseGraphModule(nn.Module):
                 mod = self.layers[self.keys[name]]
                 if isinstance(mod, NorseNode):
                     cur[name], states[name] = mod(v, states[name])
+                elif fg.type_of(name) == "Delay":
+                    cur[name], states[name] = mod.step(v, states[name] or mod.init_state(B))
                 else:
                     cur[name] = mod(v)
             prev = {a: cur[a] for a in prev}

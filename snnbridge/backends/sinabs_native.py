@@ -214,8 +214,10 @@ def from_native(module: nn.Module, input_shape: Sequence[int], dt: float = 1e-3)
         dt: the step in seconds written to the graph (Sinabs counts ``tau_mem`` in steps).
 
     Raises :class:`NativeModelError` naming the layer path and class for anything it cannot carry over exactly.
+    A :class:`SinabsNetwork` (what :func:`to_native` returns) is read through its ``net``.
     """
     input_shape, dt = native_input_shape(input_shape), native_dt(dt)
+    module = module.net if isinstance(module, SinabsNetwork) else module
     layers, _ = _leaves(module)
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.asarray(input_shape)})}
     edges: list[tuple[str, str]] = []
@@ -256,9 +258,12 @@ def run_native(module: nn.Module, inputs, dtype: torch.dtype = torch.float64, dt
     ``[B, T, ...]``, or ``[B·T, ...]`` sample-major for squeeze layers (whose ``batch_size`` is set to ``B`` on the
     copy).  Sinabs's float32 spikes are cast to the next layer's dtype (exact for 0/1).  Every neuron layer's spikes
     (``bool [T, B, *shape]``) are recorded with forward hooks, keyed by the node names :func:`from_native` gives,
-    plus ``"output"``; the user's module is not changed.  ``dt`` (s) labels the recording only.
+    plus ``"output"``; the user's module is not changed.  ``dt`` (s) labels the recording only.  A
+    :class:`SinabsNetwork` runs through its ``net``.
     """
     from snnbridge.bridge.graph import prepare
+
+    module = module.net if isinstance(module, SinabsNetwork) else module
     from snnbridge.bridge.walk import spike_valued
 
     x = torch.as_tensor(inputs)
@@ -435,7 +440,8 @@ def to_native(graph, dt: float | None = None, dtype: torch.dtype = torch.float64
         if kind in sem.NEURON_TYPES:
             mod = _sinabs_neuron(fg, name, learn_decay)
         else:
-            mod = torch_layer(fg, name, dtype, torch.device(device))
+            mod = torch_layer(fg, name, dtype, torch.device(device)) if kind in sem.STATELESS_TYPES and \
+                kind != "Threshold" else None
             if type(mod) not in _PLAIN:
                 raise NativeModelError(f"to_native: node type {kind} has no Sinabs-model layer here", layer=name,
                                        cls=kind)

@@ -742,7 +742,7 @@ class SnnTorchNetwork(nn.Module):
     def __init__(self, graph: nir.NIRGraph, fg: FlatGraph, dtype: torch.dtype = torch.float64,
                  device: str | torch.device = "cpu") -> None:
         super().__init__()
-        from snnbridge.backends._torch_graph import torch_layer
+        from snnbridge.backends._torch_graph import DelayLayer, torch_layer
         from snnbridge.backends.snntorch_backend import SnnTorchNeuronLayer
 
         device = torch.device(device)
@@ -760,6 +760,8 @@ class SnnTorchNetwork(nn.Module):
             elif kind == "Scale":
                 layers[_key(name)] = TrainableScale(torch.as_tensor(_f64(fg.nodes[name].scale), dtype=dtype,
                                                                     device=device))
+            elif kind == "Delay":
+                layers[_key(name)] = DelayLayer(fg, name, dtype, device)
             else:
                 layers[_key(name)] = torch_layer(fg, name, dtype, device).requires_grad_(True)
         self.layers = nn.ModuleDict(layers)
@@ -796,11 +798,15 @@ class SnnTorchNetwork(nn.Module):
     def _is_neuron(self, name: str) -> bool:
         return self._fg.type_of(name) in sem.NEURON_TYPES
 
+    def _is_delay(self, name: str) -> bool:
+        return self._fg.type_of(name) == "Delay"
+
     def init_state(self, batch: int) -> dict[str, Any]:
         """Every neuron's state before step 0 and the recurrent edges' zero values, for :meth:`step`."""
         fg = self._fg
         dtype, device = self._dtype(), next(iter(self.buffers())).device if list(self.buffers()) else "cpu"
-        state: dict[str, Any] = {n: self.layer(n).init_state(batch) for n in fg.order if self._is_neuron(n)}
+        state: dict[str, Any] = {n: self.layer(n).init_state(batch) for n in fg.order
+                                 if self._is_neuron(n) or self._is_delay(n)}
         state["__prev__"] = {a: torch.zeros((batch,) + fg.out_shapes[a], dtype=dtype, device=device)
                              for a, _ in fg.recurrent}
         return state
@@ -810,6 +816,9 @@ class SnnTorchNetwork(nn.Module):
         if self._is_neuron(name):
             y, state[name], v = mod(x, state[name])
             return y, v
+        if self._is_delay(name):
+            y, state[name] = mod.step(x, state[name])
+            return y, None
         return mod(x), None
 
     def step(self, x: torch.Tensor, state: dict | None = None,
@@ -865,6 +874,8 @@ class SnnTorchNetwork(nn.Module):
                         ys.append(y)
                         vs.append(v)
                     outs[name], mems[name] = torch.stack(ys), torch.stack(vs)
+                elif self._is_delay(name):
+                    outs[name] = mod.over_time(inp)
                 else:
                     y = mod(inp.reshape((T * B,) + tuple(inp.shape[2:])))
                     outs[name] = y.reshape((T, B) + tuple(y.shape[1:]))

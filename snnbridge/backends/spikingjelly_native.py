@@ -496,6 +496,9 @@ def to_native(graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = N
         if kind in sem.NEURON_TYPES:
             mods[name] = _sj_neuron(fg, name, step_mode)
             continue
+        if kind == "Threshold":
+            raise NativeModelError("to_native: node type Threshold has no SpikingJelly layer (its neurons integrate)",
+                                   layer=name, cls=kind)
         plain = torch_layer(fg, name, dtype, device)
         if type(plain) is nn.Linear:
             new: nn.Module = layer.Linear(plain.in_features, plain.out_features, bias=plain.bias is not None,

@@ -49,6 +49,17 @@ class Options:
     max_layers: int = 5
     fire: bool = True
     """Rescale the weights until each spiking node fires in some steps (runs the reference executor)."""
+    neurons: tuple[str, ...] = NEURONS
+    """The neuron node types drawn (a subset of :data:`NEURONS`)."""
+    uniform: bool = False
+    """One value per parameter and layer (libraries whose layers take scalars)."""
+    unit_gain: bool = False
+    """``r = 1``, ``w_in = 1``, ``v_leak = 0``, ``v_reset = 0`` (the input gain ``1 - decay`` that most libraries
+    hard-wire)."""
+    scale_nodes: bool = True
+    resets: tuple[str, ...] = sem.RESET_MODES
+    thresholds: tuple[str, ...] = sem.THRESHOLD_COMPARES
+    pooling: tuple[str, ...] = ("AvgPool2d", "SumPool2d")
 
 
 def _draw(rng: np.random.Generator, items):
@@ -118,7 +129,8 @@ def _conv1d(rng: np.random.Generator, shape: tuple) -> tuple[nir.Conv1d, tuple]:
     return node, (c_out, out)
 
 
-def _pool(rng: np.random.Generator, shape: tuple) -> tuple[nir.NIRNode, tuple]:
+def _pool(rng: np.random.Generator, shape: tuple, kinds: tuple[str, ...] = ("AvgPool2d", "SumPool2d")
+          ) -> tuple[nir.NIRNode, tuple]:
     c, h, w = shape
     k = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
     s = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
@@ -127,6 +139,10 @@ def _pool(rng: np.random.Generator, shape: tuple) -> tuple[nir.NIRNode, tuple]:
     if min(out) < 1:
         return None, shape
     cls = nir.AvgPool2d if rng.random() < 0.5 else nir.SumPool2d
+    if cls.__name__ not in kinds:
+        if not kinds:
+            return None, shape
+        cls = getattr(nir, kinds[0])
     return cls(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p)), (c,) + out
 
 
@@ -149,7 +165,7 @@ def _layers(rng: np.random.Generator, shape: tuple, n_layers: int, dt: float, re
             if choice < 0.55:
                 node, new = _conv(rng, shape) if len(shape) == 3 else _conv1d(rng, shape)
             elif choice < 0.8 and len(shape) == 3:
-                node, new = _pool(rng, shape)
+                node, new = _pool(rng, shape, opts.pooling)
             else:
                 node, new = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1), \
                     (int(np.prod(shape)),)
@@ -164,12 +180,28 @@ def _layers(rng: np.random.Generator, shape: tuple, n_layers: int, dt: float, re
         else:
             node, shape = _dense(rng, shape[0])
             out.append((f"l{i}_{type(node).__name__.lower()}", node, shape))
-        if rng.random() < 0.15:
+        if rng.random() < 0.15 and opts.scale_nodes:
             out.append((f"l{i}_scale", nir.Scale(scale=_per_neuron(rng, shape, -0.5, 2.0)), shape))
         if rng.random() < 0.9 or i == n_layers - 1:
-            kind = _draw(rng, SPIKING if i < n_layers - 1 and rng.random() < 0.8 else NEURONS)
-            out.append((f"l{i}_{kind.lower()}", _neuron(rng, kind, shape, dt, reset), shape))
+            kinds = SPIKING if i < n_layers - 1 and rng.random() < 0.8 else NEURONS
+            kinds = tuple(k for k in kinds if k in opts.neurons) or opts.neurons
+            kind = _draw(rng, kinds)
+            out.append((f"l{i}_{kind.lower()}", _restrict(_neuron(rng, kind, shape, dt, reset), opts), shape))
     return out
+
+
+def _restrict(node: nir.NIRNode, opts: Options) -> nir.NIRNode:
+    """``node`` with the parameters ``opts`` asks for (one value per layer; unit gain)."""
+    if opts.unit_gain:
+        for key, value in (("r", 1.0), ("w_in", 1.0), ("v_leak", 0.0), ("v_reset", 0.0)):
+            if getattr(node, key, None) is not None:
+                setattr(node, key, np.full_like(np.asarray(getattr(node, key), dtype=np.float64), value))
+    if opts.uniform:
+        for key, value in list(node.__dict__.items()):
+            if isinstance(value, np.ndarray) and value.ndim and value.size > 1 and key not in ("input_type",
+                                                                                                "output_type"):
+                setattr(node, key, np.full_like(value, value.reshape(-1)[0]))
+    return node
 
 
 def _scale_to_fire(graph: nir.NIRGraph, x: torch.Tensor, order: list[str], low: float = 0.03, high: float = 0.5,
@@ -201,8 +233,8 @@ def random_case(seed: int, options: Options = Options()) -> Case:
     """One random graph with its semantics and spike inputs (see the module docstring); deterministic in ``seed``."""
     rng = np.random.default_rng(seed)
     dt = float(_draw(rng, (1e-3, 1e-4, 5e-4)))
-    s = sem.Semantics(dt=dt, reset=_draw(rng, sem.RESET_MODES), integration=_draw(rng, sem.INTEGRATIONS),
-                      threshold=_draw(rng, sem.THRESHOLD_COMPARES))
+    s = sem.Semantics(dt=dt, reset=_draw(rng, options.resets), integration=_draw(rng, sem.INTEGRATIONS),
+                      threshold=_draw(rng, options.thresholds))
     kind = rng.random()
     if options.images and kind < 0.4:
         in_shape: tuple = (int(rng.integers(1, 4)), int(rng.integers(3, 9)), int(rng.integers(3, 9)))
