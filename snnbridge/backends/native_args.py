@@ -4,12 +4,15 @@ type-checked graph."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import nir
 import numpy as np
 
 from snnbridge.errors import NativeModelError
+
+if TYPE_CHECKING:
+    from snnbridge.bridge.graph import FlatGraph
 
 
 def native_input_shape(input_shape: Sequence[int] | int) -> tuple[int, ...]:
@@ -29,6 +32,24 @@ def native_dt(dt: float) -> float:
     if isinstance(dt, bool) or not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise NativeModelError(f"dt must be a positive number of seconds, got {dt!r}")
     return float(dt)
+
+
+def export_chain(backend, graph, dt: float | None, reset: str | None, integration: str | None,
+                 dtype) -> FlatGraph:
+    """What every library's ``to_native`` starts with: ``graph`` (a ``nir.NIRGraph``, a ``FlatGraph`` or a ``.nir``
+    path) prepared by ``backend`` (its refusals name node and field) and checked to be one chain with one Input, one
+    Output and no recurrence (else one :class:`NativeModelError`)."""
+    from pathlib import Path
+
+    from snnbridge.bridge.io import read_graph
+
+    if isinstance(graph, (str, Path)):
+        graph = read_graph(graph)
+    fg = backend.prepare(graph, dt, reset, integration, dtype)
+    if len(fg.inputs) != 1 or len(fg.outputs) != 1 or fg.is_recurrent:
+        raise NativeModelError(f"backend '{backend.name}' to_native needs a chain with one Input and one Output node "
+                               "and no recurrence")
+    return fg
 
 
 def native_graph(nodes: dict, edges: list[tuple[str, str]], metadata: dict) -> nir.NIRGraph:

@@ -43,6 +43,7 @@ import nir
 import numpy as np
 import torch
 
+from snnbridge.backends.native_args import export_chain
 from snnbridge.backends.norse_native import _exact_cast, _Layer
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.metadata import make_metadata
@@ -348,19 +349,12 @@ def to_native(graph, dt: float | None = None, dtype: torch.dtype = torch.float64
     new float64 sequence call ``net.reset_state()`` then ``net.to(torch.float64)``, or use :func:`run_native`.
     Anything else is refused with :class:`UnsupportedNodeError` naming the node and field.
     """
-    from pathlib import Path
 
     from rockpool.nn.combinators.sequential import TorchSequential
 
     from snnbridge.backends.rockpool_backend import RockpoolBackend
-    from snnbridge.bridge.io import read_graph
 
-    if isinstance(graph, (str, Path)):
-        graph = read_graph(graph)
-    fg = RockpoolBackend().prepare(graph, dt, reset, integration, dtype)
-    if len(fg.inputs) != 1 or len(fg.outputs) != 1 or fg.is_recurrent:
-        raise UnsupportedNodeError("backend 'rockpool' to_native needs a chain with one Input and one Output node "
-                                   "and no recurrence")
+    fg = export_chain(RockpoolBackend(), graph, dt, reset, integration, dtype)
     mods: OrderedDict = OrderedDict()
     values: dict[str, dict[str, np.ndarray]] = {}
     for name in fg.order:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnbridge.backends.native_args import native_dt, native_graph, native_input_shape
+from snnbridge.backends.native_args import export_chain, native_dt, native_graph, native_input_shape
 from snnbridge.backends.norse_native import _exact_cast, _Layer, _stateless_node
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.metadata import make_metadata
@@ -418,17 +418,11 @@ def to_native(graph, dt: float | None = None, dtype: torch.dtype = torch.float64
     the ``alpha_mem`` parameters require grad (off by default: an unconstrained step easily leaves (0, 1), which
     :func:`from_native` then refuses).
     """
-    from pathlib import Path
 
     from snnbridge.backends._torch_graph import torch_layer
     from snnbridge.backends.sinabs_backend import SinabsBackend
-    from snnbridge.bridge.io import read_graph
 
-    if isinstance(graph, (str, Path)):
-        graph = read_graph(graph)
-    fg = SinabsBackend().prepare(graph, dt, reset, integration, dtype)
-    if len(fg.inputs) != 1 or len(fg.outputs) != 1 or fg.is_recurrent:
-        raise NativeModelError("to_native needs a chain with one Input and one Output node and no recurrence")
+    fg = export_chain(SinabsBackend(), graph, dt, reset, integration, dtype)
     net = nn.Sequential()
     for name in fg.order:
         kind = fg.type_of(name)

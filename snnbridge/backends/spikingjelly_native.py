@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from snnbridge.backends.native_args import native_dt, native_graph, native_input_shape
+from snnbridge.backends.native_args import export_chain, native_dt, native_graph, native_input_shape
 from snnbridge.backends.norse_native import _Layer, _stateless_node
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
@@ -474,16 +474,11 @@ def to_native(graph: nir.NIRGraph | FlatGraph | str | Path, dt: float | None = N
     """
     from snnbridge.backends._torch_graph import torch_layer
     from snnbridge.backends.spikingjelly_backend import SpikingJellyBackend
-    from snnbridge.bridge.io import read_graph
 
     _, layer, _, _ = _sj()
     if step_mode not in ("s", "m"):
         raise NativeModelError(f"step_mode must be 's' or 'm', got {step_mode!r}")
-    if isinstance(graph, (str, Path)):
-        graph = read_graph(graph)
-    fg = SpikingJellyBackend().prepare(graph, dt, reset, integration, dtype)
-    if len(fg.inputs) != 1 or len(fg.outputs) != 1 or fg.is_recurrent:
-        raise NativeModelError("to_native needs a chain with one Input and one Output node and no recurrence")
+    fg = export_chain(SpikingJellyBackend(), graph, dt, reset, integration, dtype)
     device = torch.device(device)
     mods: dict[str, nn.Module] = {}
     for name in fg.order:

@@ -60,7 +60,7 @@ import nir
 import numpy as np
 import torch
 
-from snnbridge.backends.native_args import native_dt, native_graph, native_input_shape
+from snnbridge.backends.native_args import export_chain, native_dt, native_graph, native_input_shape
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.metadata import make_metadata
 from snnbridge.bridge.recording import Recording
@@ -561,19 +561,12 @@ def to_native(graph, dt: float | None = None, dtype: torch.dtype = torch.float64
     else is refused with :class:`UnsupportedNodeError` naming the node and field.  ``seed`` seeds the (overwritten)
     initialisers.
     """
-    from pathlib import Path
 
     from snnbridge.backends.spyx_backend import SpyxBackend
-    from snnbridge.bridge.io import read_graph
 
     spyx, _, jnp, nnx = _spyx()
     jd = _jdtype(dtype)
-    if isinstance(graph, (str, Path)):
-        graph = read_graph(graph)
-    fg = SpyxBackend().prepare(graph, dt, reset, integration, dtype)
-    if len(fg.inputs) != 1 or len(fg.outputs) != 1 or fg.is_recurrent:
-        raise UnsupportedNodeError("backend 'spyx' to_native needs a chain with one Input and one Output node and no "
-                                   "recurrence")
+    fg = export_chain(SpyxBackend(), graph, dt, reset, integration, dtype)
     rngs = nnx.Rngs(seed)
     layers: list = []
     consumed: set[str] = set()
