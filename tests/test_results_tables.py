@@ -43,3 +43,13 @@ def test_matrix_block_follows_the_committed_matrix():
     assert tables.matrix_block(doc, cases) != before
     cases["right"]["norse-upstream"] = []
     assert "| 0 of 23 |" in tables.matrix_block(doc, cases).split("`norse-upstream`")[1].splitlines()[0]
+
+
+def test_demo_block_follows_the_committed_demo_report():
+    import json
+
+    doc = json.loads((tables.RESULTS / tables.DEMO).read_text())
+    before = tables.demo_block(doc)
+    assert "all **PASS**" in before and f"{100 * doc['reference']['accuracy']:.1f} %" in before
+    doc["backends"][1]["verdict"] = "FAIL"
+    assert tables.demo_block(doc) != before and "FAIL" in tables.demo_block(doc)

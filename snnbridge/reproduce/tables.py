@@ -21,7 +21,9 @@ RESULTS = ROOT / "results"
 QUICK = "quick-real.json"
 """``snnbridge reproduce --preset quick --data-dir ../shared/data --seeds 0,1,2``."""
 
-DOCS = {"README.md": ("main", "matrix"), "docs/reproduce.md": ("quick-detail",)}
+DOCS = {"README.md": ("main", "matrix", "demo"), "docs/reproduce.md": ("quick-detail",)}
+DEMO = "demo-report.json"
+"""``report.json`` of one ``make demo`` (``snnbridge demo``) on a fresh clone."""
 MATRIX = "matrix-peer-graphs.json"
 """``snnbridge matrix`` over the four NIR-paper graphs (command in results/README.md)."""
 NODE_CASES = "upstream-node-cases.json"
@@ -240,6 +242,25 @@ def matrix_block(doc: dict, node_cases: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def demo_block(doc: dict) -> str:
+    """The README's demo numbers: verdicts and top-1 of the counted backends, the ANN twin, the paper's costs."""
+    counted = [b for b in doc["backends"] if not b.get("audit")]
+    names = {"reference": "reference", "snntorch": "snnTorch", "norse": "Norse", "brian2": "Brian2"}
+    who = [names.get(b["name"], b["name"]) for b in counted]
+    verdicts = {b["verdict"] for b in counted}
+    accs = {b["accuracy"] for b in counted}
+    ann = next((p["accuracy"] for p in doc.get("extra_points") or [] if p.get("kind") == "ann"), None)
+    c, a = doc["reference"]["costs"], doc["ann_costs"]
+    verdict = f"all **{verdicts.pop()}**" if len(verdicts) == 1 else "give " + ", ".join(sorted(verdicts))
+    acc = f"{100 * accs.pop():.1f} %" if len(accs) == 1 else "/".join(f"{100 * x:.1f} %" for x in sorted(accs))
+    return (f"{', '.join(who[:-1])} and {who[-1]} {verdict} the bit-exact profile with {acc} top-1 on "
+            f"{doc['data']['samples']} test digits (the ANN twin: {100 * ann:.1f} %); #W {c['weights']:,}, "
+            f"#P {c['values']}, #S {c['spikes']:.1f}, M ≈ {c['memory_bits'] / 1000:.0f} kbit, "
+            f"≈ {c['adds'] / 1000:.0f}k additions per sample against {a['muls']:,.0f} MACs for the ANN "
+            f"(`results/{DEMO}`, {doc['environment']['platform'].split('-')[0]}, "
+            f"{doc['created'][:10]}).\n")
+
+
 def render_blocks(results: Path = RESULTS) -> dict[str, str]:
     """Every block's Markdown from the committed results (a short note while a result file is missing)."""
     blocks = {}
@@ -255,6 +276,8 @@ def render_blocks(results: Path = RESULTS) -> dict[str, str]:
     else:
         blocks["matrix"] = (f"No committed result yet: `results/{MATRIX}` is written by the `snnbridge matrix` "
                             "command in results/README.md, then `python -m snnbridge.reproduce.tables`.\n")
+    blocks["demo"] = demo_block(load(DEMO, results)) if (results / DEMO).exists() else (
+        f"No committed result yet: `results/{DEMO}` is the `report.json` of `make demo`.\n")
     return blocks
 
 
