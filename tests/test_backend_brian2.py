@@ -783,3 +783,27 @@ def test_graphs_share_generated_code_names():
     names = [sorted((o.name, o.clock.name) for o in s.network.objects) for s in (a, b)]
     assert names[0] == names[1]
     assert {clock for _, clock in names[0]} == {"snnbridge_clock"}
+
+
+@pytest.mark.parametrize("projection", ["current", "synapses"])
+def test_nested_graph_with_its_own_input_and_output(projection):
+    """A neuron (with its recurrent loop) inside a nested NIRGraph: the inner Input/Output pass values through
+    (found by random graphs: the inner Input was taken for a Brian2 group and compiling failed)."""
+    rng = np.random.default_rng(3)
+    n_in, n = 6, 5
+    inner = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([n])}),
+        "lif": nir.LIF(tau=np.full(n, 0.004), r=np.full(n, 2.0), v_leak=np.zeros(n), v_threshold=np.ones(n),
+                       v_reset=np.zeros(n)),
+        "w_rec": nir.Linear(weight=rng.normal(0, 0.5, (n, n))),
+        "output": nir.Output(output_type={"output": np.array([n])})},
+        edges=[("input", "lif"), ("lif", "output"), ("lif", "w_rec"), ("w_rec", "lif")], type_check=False)
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([n_in])}),
+                            "fc": nir.Linear(weight=rng.normal(0, 1.5, (n, n_in))), "blk": inner,
+                            "output": nir.Output(output_type={"output": np.array([n])})},
+                     edges=[("input", "fc"), ("fc", "blk"), ("blk", "output")],
+                     metadata={"dt": 1e-3, "reset": "subtract"}, type_check=False)
+    x = (torch.rand((20, 2, n_in), generator=torch.Generator().manual_seed(0)) < 0.4).double()
+    ref = reference(g, x)
+    assert int(ref["blk.lif"].sum()) > 0
+    assert_same(brian2(g, x, input_projection=projection), ref)

@@ -7,6 +7,7 @@ graph.  The default suite checks two dozen seeds per backend; ``-m slow`` checks
 
 from __future__ import annotations
 
+import nir
 import numpy as np
 import pytest
 import torch
@@ -60,11 +61,12 @@ def test_cases_cover_every_node_type_and_feature():
         features |= {k for n in g.nodes.values() for k in (getattr(n, "metadata", None) or {})}
         features |= {"recurrent" for n in g.nodes if n.endswith("_rec")} | {"fan_in" for n in g.nodes
                                                                               if n.endswith("_skip")}
+        features |= {"nested" for n in g.nodes.values() if isinstance(n, nir.NIRGraph)}
         features.add(f"reset={g.metadata['reset']}")
         features.add(f"threshold={g.metadata.get('threshold', 'strict')}")
     assert kinds >= {"Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "Scale", "LIF", "IF",
                      "CubaLIF", "LI", "I", "CubaLI", "Threshold", "Delay"}
-    assert features >= {"reset_timing", "v_init", "recurrent", "fan_in", "reset=zero", "reset=subtract",
+    assert features >= {"reset_timing", "v_init", "recurrent", "fan_in", "nested", "reset=zero", "reset=subtract",
                         "reset=none", "threshold=strict", "threshold=inclusive"}
 
 

@@ -4,9 +4,9 @@
 ``Affine``, ``Linear``, ``Conv2d`` / ``Conv1d`` (kernel, stride, padding, dilation, groups), ``AvgPool2d`` /
 ``SumPool2d``, ``Flatten``, ``Scale`` and every neuron type (``LIF``, ``IF``, ``CubaLIF``, ``LI``, ``I``,
 ``CubaLI``, ``Threshold``) with per-neuron parameters (``tau``, ``r``, ``v_leak``, ``v_threshold``, ``v_reset``),
-optionally a recurrent edge, a skip connection (fan-in) and a ``Delay`` — together with semantics the graph's
-metadata records (``dt``, reset mode, integration, threshold comparison, and per node a reset timing or initial
-state), and seeded spike inputs ``[T, B, *input_shape]``.  The weights of each synaptic layer are rescaled (on
+optionally a recurrent edge, a skip connection (fan-in), a ``Delay`` and a nested graph — together with semantics
+the graph's metadata records (``dt``, reset mode, integration, threshold comparison, and per node a reset timing or
+initial state), and seeded spike inputs ``[T, B, *input_shape]``.  The weights of each synaptic layer are rescaled (on
 the reference executor) until the spiking node it drives fires in some, not all, steps, so that every spike
 decision is exercised.
 
@@ -60,6 +60,9 @@ class Options:
     resets: tuple[str, ...] = sem.RESET_MODES
     thresholds: tuple[str, ...] = sem.THRESHOLD_COMPARES
     pooling: tuple[str, ...] = ("AvgPool2d", "SumPool2d")
+    nested: bool = True
+    """Sometimes wrap a neuron node (with its recurrent loop) into a nested ``nir.NIRGraph`` with its own Input and
+    Output, as the NIR paper's Braille graph holds its recurrent layer."""
 
 
 def _draw(rng: np.random.Generator, items):
@@ -285,4 +288,23 @@ def random_case(seed: int, options: Options = Options()) -> Case:
     x = (torch.rand((T, B) + in_shape, generator=g) < float(rng.uniform(0.1, 0.5))).double()
     if options.fire:
         _scale_to_fire(graph, x, [n for n, _ in nodes])
+    if options.nested:
+        _nest(graph, [n for n, node in nodes if type(node).__name__ in sem.NEURON_TYPES], shapes,
+              np.random.default_rng([seed, 7]))  # its own stream: the other draws stay as they were
     return Case(f"random_{seed}", graph, x, {})
+
+
+def _nest(graph: nir.NIRGraph, neurons: list[str], shapes: dict, rng: np.random.Generator) -> None:
+    """With probability 0.3, move one neuron node (and its ``_rec`` loop) into a nested graph ``blk_<name>``."""
+    if not neurons or rng.random() >= 0.3:
+        return
+    name = _draw(rng, neurons)
+    inner = {name} | ({f"{name}_rec"} if f"{name}_rec" in graph.nodes else set())
+    shape = np.array(shapes[name])
+    sub_nodes = {"input": nir.Input(input_type={"input": shape}), **{n: graph.nodes.pop(n) for n in sorted(inner)},
+                 "output": nir.Output(output_type={"output": shape})}
+    sub_edges = [("input", name), (name, "output")] + [(a, b) for a, b in graph.edges if a in inner and b in inner]
+    block = f"blk_{name}"
+    graph.nodes[block] = nir.NIRGraph(nodes=sub_nodes, edges=sub_edges, type_check=False)
+    graph.edges = [(block if a == name else a, block if b == name else b) for a, b in graph.edges
+                   if not (a in inner and b in inner)]

@@ -72,7 +72,7 @@ from snnbridge.backends.brian2.build import (
     spikes_from_events,
     to_columns,
 )
-from snnbridge.backends.brian2.plan import GROUP_TYPES, Plan, make_plan
+from snnbridge.backends.brian2.plan import Plan, is_group, make_plan
 from snnbridge.bridge import semantics as sem
 from snnbridge.bridge.graph import FlatGraph
 from snnbridge.bridge.inputs import Inputs, as_input_tensors
@@ -415,7 +415,7 @@ class Brian2Simulation(Simulation):
                 values[name] = req.xs[name]
             elif name in spikes:
                 values[name] = spikes[name].to(self.dtype)
-            elif fg.type_of(name) in GROUP_TYPES:
+            elif is_group(fg, name):
                 values[name] = vs[name]
             elif name in pure.cache:
                 values[name] = pure.cache[name]
@@ -438,7 +438,7 @@ class Brian2Simulation(Simulation):
             if n in need:
                 continue
             need.add(n)
-            if self.graph.type_of(n) not in GROUP_TYPES:
+            if not is_group(self.graph, n):
                 stack.extend(self.graph.preds[n])
         return need
 

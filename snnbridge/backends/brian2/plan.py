@@ -30,6 +30,13 @@ from snnbridge.errors import UnsupportedNodeError
 
 BACKEND = "brian2"
 GROUP_TYPES = ("Input", "Threshold") + sem.NEURON_TYPES
+
+
+def is_group(fg: FlatGraph, name: str) -> bool:
+    """Whether node ``name`` becomes a Brian2 group: a graph Input, a Threshold or a neuron node.  The Input node of
+    a nested graph is not one: it passes its value through, like an Output or a Flatten."""
+    kind = fg.type_of(name)
+    return kind in GROUP_TYPES and (kind != "Input" or name in fg.inputs)
 ANALOG_NEURONS = ("LI", "I", "CubaLI")
 """Neuron nodes whose output is their membrane (an analog value, not spikes)."""
 
@@ -321,14 +328,13 @@ class _Composer:
         if name in self.paths:
             return self.paths[name]
         fg = self.fg
-        kind = fg.type_of(name)
         n_out = _size(fg.out_shapes[name])
-        if kind in GROUP_TYPES:
+        if is_group(fg, name):
             out = ({(name, 0): sp.identity(n_out, format="csr", dtype=np.float64)}, {})
             self.paths[name] = out
             return out
         paths, bias = self.incoming(name)
-        if kind == "Delay":
+        if fg.type_of(name) == "Delay":
             d = np.broadcast_to(sem.delay_steps(fg.nodes[name], fg.semantics), fg.in_shapes[name]).ravel()
             paths, bias = _split_delays(paths, bias, d)
         else:
@@ -349,16 +355,16 @@ class _Composer:
         """Forget the composed maps no group after ``done`` (in graph order) can still ask for (memory)."""
         fg = self.fg
         pos = fg.order.index(done)
-        later = [n for n in fg.order[pos + 1:] if fg.type_of(n) in GROUP_TYPES and n not in fg.inputs]
+        later = [n for n in fg.order[pos + 1:] if is_group(fg, n) and n not in fg.inputs]
         wanted: set[str] = set()
         stack = [p for n in later for p in fg.preds[n]]
         while stack:  # stateless nodes upstream of a later group (through stateless nodes only)
             n = stack.pop()
-            if n in wanted or fg.type_of(n) in GROUP_TYPES:
+            if n in wanted or is_group(fg, n):
                 continue
             wanted.add(n)
             stack.extend(fg.preds[n])
-        for n in [k for k in self.paths if k not in wanted and fg.type_of(k) not in GROUP_TYPES]:
+        for n in [k for k in self.paths if k not in wanted and not is_group(fg, k)]:
             del self.paths[n]
 
     def incoming(self, name: str, skip: set[str] = frozenset()) -> tuple[Paths, dict[int, np.ndarray]]:
@@ -371,7 +377,7 @@ class _Composer:
             if p in skip:
                 continue
             shift = 1 if (p, name) in fg.recurrent else 0
-            if shift and fg.type_of(p) not in GROUP_TYPES and fg.type_of(name) not in GROUP_TYPES:
+            if shift and not is_group(fg, p) and not is_group(fg, name):
                 raise _refuse("cannot run a recurrent loop made only of stateless nodes "
                               f"(edge '{p}' -> '{name}')", name)
             pp, pb = self.of(p)
@@ -419,7 +425,7 @@ def pure_input_nodes(fg: FlatGraph) -> set[str]:
         kind = fg.type_of(name)
         if name in fg.inputs:
             pure.add(name)
-        elif kind not in GROUP_TYPES and kind != "Delay" and fg.preds[name] and all(
+        elif not is_group(fg, name) and kind != "Delay" and fg.preds[name] and all(
                 p in pure and (p, name) not in fg.recurrent for p in fg.preds[name]):
             pure.add(name)
     return pure
@@ -446,7 +452,7 @@ def make_plan(fg: FlatGraph, input_projection: str = "current", max_synapses: fl
     projections: list[Projection] = []
     for index, name in enumerate(fg.order):
         kind = fg.type_of(name)
-        if kind not in GROUP_TYPES or kind == "Input":
+        if not is_group(fg, name) or kind == "Input":
             continue
         shape = fg.in_shapes[name]
         n = _size(shape)
@@ -508,10 +514,10 @@ def _check_direct_maps(fg: FlatGraph, folded: set[str], max_synapses: float) -> 
     total, last = 0, ""
     for name in fg.order:
         kind = fg.type_of(name)
-        if kind in GROUP_TYPES or kind == "Delay" or name in folded or not fg.preds[name] or not succs[name]:
+        if is_group(fg, name) or kind == "Delay" or name in folded or not fg.preds[name] or not succs[name]:
             continue
-        if all(fg.type_of(p) in GROUP_TYPES and p not in fg.inputs for p in fg.preds[name]) and all(
-                fg.type_of(q) in GROUP_TYPES for q in succs[name]):
+        if all(is_group(fg, p) and p not in fg.inputs for p in fg.preds[name]) and all(
+                is_group(fg, q) for q in succs[name]):
             total += map_size(fg.nodes[name], fg.in_shapes[name], fg.out_shapes[name])
             last = name
     if total > max_synapses:
