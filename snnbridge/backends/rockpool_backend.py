@@ -194,10 +194,8 @@ class RockpoolNeuron(NeuronAdapter):
             _, i, _ = self.syn.step(flat, i)
             flat = (self.gain * i.reshape((B,) + self.shape) + self.bias).reshape(B, -1)
         spk, v, h = self.mem.step(flat, v)
-        if self.reset == "zero":  # the reference's zero reset on Rockpool's pre-reset membrane (semantics.reset)
-            v = h * (1 - spk) + spk * self.v_reset
-        elif self.reset == "none" and self.spiking:
-            v = h
+        if self.reset == "zero" or (self.reset == "none" and self.spiking):  # Rockpool only subtracts
+            v = sem.reset(h, spk, self.reset, None, self.v_reset)  # the semantics' reset of its pre-reset membrane
         out = spk if self.spiking else h
         return out.reshape((B,) + self.shape), (v, i), h.reshape((B,) + self.shape)
 

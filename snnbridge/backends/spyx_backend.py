@@ -177,10 +177,8 @@ class SpyxNeuron(NeuronAdapter):
         if self.fire is None:
             return u, u, i, u
         s, v_after = self.fire(jnp.zeros_like(u), u)
-        if self.reset == "zero":  # the reference's zero reset, operation for operation (semantics.reset)
-            v_after = u * (1 - s) + s * self.v_reset
-        elif self.reset == "none":
-            v_after = u
+        if self.reset in ("zero", "none"):  # Spyx only subtracts: the semantics' own reset (plain arithmetic, jnp)
+            v_after = sem.reset(u, s, self.reset, None, self.v_reset)
         return s, v_after, i, u
 
     def _scan_impl(self, xs, v, i):

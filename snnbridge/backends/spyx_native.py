@@ -208,10 +208,8 @@ def reference_neuron() -> type:
             out, v = u, u
             if self.fire is not None:
                 out, v = self.fire(jnp.zeros_like(u), u)
-                if self.reset == "zero":
-                    v = u * (1 - out) + out * self.v_reset
-                elif self.reset == "none":
-                    v = u
+                if self.reset in ("zero", "none"):  # Spyx only subtracts: the semantics' own reset
+                    v = sem.reset(u, out, self.reset, None, self.v_reset)
             return out, (v if self.syn is None else jnp.concatenate([v, i], axis=-1))
 
     return ReferenceNeuron
