@@ -110,3 +110,25 @@ def test_shared_dataset_folders_resolve():
     assert d.x.shape == (5, 3, 2, 34, 34) and "N-MNIST" in d.description
     d = resolve(str(root), DataRequest((784,), samples=3, T=5))  # ... and MNIST fits an MLP
     assert d.x.shape == (5, 3, 784) and "MNIST" in d.description and d.y.shape == (3,)
+
+
+def test_random_spike_data_for_any_input_shape(tmp_path):
+    """``--data random[:P]``: seeded Bernoulli spikes of the model's own input shape (what the matrix uses), for a
+    model whose data is not at hand; memory is checked before drawing; a bad probability is bad input."""
+    from snnbridge.bridge.io import write_graph
+    from snnbridge.bridge.limits import ResourceLimitError, memory_budget
+    from snnbridge.validation.random_graphs import random_case
+
+    d = resolve("random:0.3", DataRequest((2, 5, 7), samples=4, T=6, seed=2))
+    assert d.x.shape == (6, 4, 2, 5, 7) and d.y is None and set(d.x.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(d.x, resolve("random:0.3", DataRequest((2, 5, 7), samples=4, T=6, seed=2)).x)
+    assert not torch.equal(d.x, resolve("random:0.3", DataRequest((2, 5, 7), samples=4, T=6, seed=3)).x)
+    with pytest.raises(InputError, match="probability"):
+        resolve("random:2", DataRequest((3,), samples=2, T=2))
+    with memory_budget("1MB"), pytest.raises(ResourceLimitError):
+        resolve("random", DataRequest((1000,), samples=100, T=100))
+    path = write_graph(tmp_path / "r.nir", random_case(5).graph)
+    assert run("conform", path, "-b", "reference,snntorch,norse", "--data", "random:0.3", "--samples", 3, "--T", 8,
+               "--no-progress", "--report", tmp_path / "rep") == 0
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["data"]["description"].startswith("random")
+    assert run("conform", path, "-b", "reference", "--data", "random:x", "--no-progress") == 2

@@ -73,7 +73,8 @@ def register(app: typer.Typer) -> None:
                                      help="Comma-separated backends; options after @, e.g. reference@reset=subtract. "
                                           "*-upstream backends are audit runs."),
         data: str = typer.Option("digits", help="digits | FILE.npz (x [T,B,...] or [N,...], optional y) | an "
-                                                "N-MNIST or MNIST folder."),
+                                                "N-MNIST or MNIST folder | random[:P] (seeded Bernoulli spikes "
+                                                "of the model's input shape)."),
         samples: int = typer.Option(100, help="Number of samples to run."),
         T: int = typer.Option(20, "--T", "-T", help="Time steps for rate-coded data."),
         seed: int = typer.Option(0, help="Seed of the rate coding."),

@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-import torch
-
 from snnbridge.errors import InputError, SnnBridgeError
+from snnbridge.validation.sources import random_spikes  # noqa: F401 - re-exported: its home was here
 
 SCHEMA_NAME = "snnbridge-matrix-report"
 SCHEMA_VERSION = 1
@@ -218,30 +217,12 @@ def _data_plan(data: str | Sequence[str], stems: list[str]) -> tuple[dict[str, l
     return per, common
 
 
-def random_spikes(spec: str, input_shape: tuple[int, ...], samples: int, T: int, seed: int):
-    """``random`` / ``random:P``: seeded Bernoulli spikes ``[T, samples, *input_shape]`` (float64, no labels)."""
-    from snnbridge.validation.sources import Data
-
-    _, _, p = spec.partition(":")
-    try:
-        prob = float(p) if p else 0.2
-    except ValueError:
-        raise InputError(f"--data '{spec}': the spike probability must be a number in [0, 1]") from None
-    if not 0.0 <= prob <= 1.0:
-        raise InputError(f"--data '{spec}': the spike probability must be in [0, 1], got {prob}")
-    g = torch.Generator().manual_seed(seed)
-    x = (torch.rand((T, samples, *input_shape), generator=g, dtype=torch.float64) < prob).double()
-    return Data(x, None, f"random Bernoulli spikes p={prob:g} (seed {seed})")
-
-
 def _resolve_data(stem: str, specs: list[str], input_shape: tuple[int, ...], samples: int, T: int, seed: int):
     from snnbridge.validation.sources import DataRequest, resolve
 
     errors = []
     for spec in specs:
         try:
-            if spec == "random" or spec.startswith("random:"):
-                return random_spikes(spec, input_shape, samples, T, seed)
             return resolve(spec, DataRequest(input_shape, samples, T, seed))
         except InputError as e:
             errors.append(f"'{spec}': {e}")

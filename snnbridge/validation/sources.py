@@ -159,8 +159,8 @@ def resolve(spec: str, request: DataRequest) -> Data:
                                                     f"{list(data.sample_shape)}, the model expects {list(want)}")
     if first_error is not None:
         raise first_error
-    raise InputError(f"--data '{spec}': not a known source; use one of: 'digits', an .npz file with x [T, B, ...] "
-                     "or [N, ...] (and optional y), an N-MNIST or MNIST folder")
+    raise InputError(f"--data '{spec}': not a known source; use one of: 'digits', 'random' (or 'random:P'), an .npz "
+                     "file with x [T, B, ...] or [N, ...] (and optional y), an N-MNIST or MNIST folder")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -316,6 +316,35 @@ def _load_mnist(spec: str, req: DataRequest) -> Data:
                 _encode(x, req))
 
 
+def is_random(spec: str) -> bool:
+    """``random`` or ``random:P`` (and no file or folder of that name)."""
+    s = spec.strip().lower()
+    return (s == "random" or s.startswith("random:")) and not Path(spec).exists()
+
+
+def random_spikes(spec: str, input_shape: tuple[int, ...], samples: int, T: int, seed: int) -> Data:
+    """``random`` / ``random:P``: seeded Bernoulli spikes ``[T, samples, *input_shape]`` (float64, probability ``P``,
+    default 0.2, no labels) — for a model whose data is not at hand.  The memory is checked before drawing."""
+    from snnbridge.bridge import limits
+
+    _, _, p = spec.partition(":")
+    try:
+        prob = float(p) if p else 0.2
+    except ValueError:
+        raise InputError(f"--data '{spec}': the spike probability must be a number in [0, 1]") from None
+    if not 0.0 <= prob <= 1.0:
+        raise InputError(f"--data '{spec}': the spike probability must be in [0, 1], got {prob}")
+    limits.check_shape((T, samples, *input_shape), 8, f"--data '{spec}'")
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand((T, samples, *input_shape), generator=g, dtype=torch.float64) < prob).double()
+    return Data(x, None, f"random Bernoulli spikes p={prob:g} (seed {seed})")
+
+
+def _load_random(spec: str, req: DataRequest) -> Data:
+    return random_spikes(spec.strip(), tuple(req.input_shape), req.samples, req.T, req.seed)
+
+
+register_source("random", is_random, _load_random)
 register_source("digits", lambda s: s.strip().lower() == "digits", _load_digits)
 register_source("npz", lambda s: s.lower().endswith(".npz"), _load_npz)
 register_source("nmnist", _is_nmnist, _load_nmnist)
